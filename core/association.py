@@ -1,0 +1,217 @@
+"""Cross-view association: tracklets of different views → persons, from geometry alone.
+
+Appearance fails on uniformed subjects; geometry does not. Two tracklets of different views are the
+same person when, over the frames they share, their world-frame positions agree (each view's camera-frame
+position estimate mapped through its camera) and their canonical (root-relative, body-frame) poses agree:
+
+    cost(a, b) = mean over shared frames of  w_pos · ‖X_a − X_b‖ + w_pose · rms_j ‖θ_a,j − θ_b,j‖
+
+The V-view problem is solved view by view with the Hungarian algorithm against the persons found so far
+(a person's cost to a tracklet aggregates all its member tracklets over all shared frames), then persons
+that never conflict (no two of their tracklets in one view at the same time) and are close enough are
+merged. Persons are clusters, so the result is consistent and cycle-free by construction; a cost above
+``gate`` never links, so a person seen in one view only stays separate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Bool, Float, Int
+from scipy.optimize import linear_sum_assignment
+
+from core.types import Assignment, CameraRig, Observations, Tracklets
+
+_INFEASIBLE = 1e9
+
+
+@dataclass(frozen=True)
+class AssociationConfig:
+    """How tracklets of different views are grouped into persons."""
+
+    position_weight: float = 0.8
+    """w_pos: weight of the world-position distance (metres)."""
+    pose_weight: float = 0.2
+    """w_pose: weight of the canonical-pose distance (RMS over joints, metres)."""
+    gate: float = 1.0
+    """Largest mean cost (metres) at which two tracklets (or a tracklet and a person) may be linked."""
+    min_shared_frames: int = 5
+    """Tracklets sharing fewer frames are not compared."""
+    frame_chunk: int = 64
+    """Frames per batch when accumulating pairwise costs (bounds memory: chunk × K² floats)."""
+
+
+@dataclass(frozen=True)
+class PairwiseCosts:
+    """Costs between every two tracklets, summed over the frames they share."""
+
+    cost_sum: Float[np.ndarray, "K K"]
+    shared_frames: Int[np.ndarray, "K K"]
+    conflict: Bool[np.ndarray, "K K"]
+    """Same view and overlapping in time: can never be the same person."""
+
+    @property
+    def mean_cost(self) -> Float[np.ndarray, "K K"]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.shared_frames > 0, self.cost_sum / self.shared_frames, np.inf)
+
+
+@dataclass(frozen=True)
+class AssociationResult:
+    assignment: Assignment
+    tracklet_person: Int[np.ndarray, " K"]
+    """Person of each tracklet; -1 for none."""
+    costs: PairwiseCosts
+
+
+def world_positions(observations: Observations, cameras: CameraRig) -> Float[np.ndarray, "N 3"]:
+    """Each observation's camera-frame position estimate mapped to the world frame (scene units)."""
+    R, t = cameras.R[observations.view], cameras.t[observations.view]
+    return np.einsum("nji,nj->ni", R, observations.position_cam - t)
+
+
+def pairwise_costs(
+    observations: Observations,
+    tracklets: Tracklets,
+    cameras: CameraRig,
+    config: AssociationConfig,
+    metres_per_unit: float = 1.0,
+) -> PairwiseCosts:
+    """Accumulate the association cost of every tracklet pair over their shared frames (batched).
+
+    Positions are compared in metres: scene units times ``metres_per_unit`` (a first scale estimate).
+    """
+    K = len(tracklets)
+    keep = tracklets.observation_tracklet >= 0
+    track = tracklets.observation_tracklet[keep]
+    frame = observations.frame[keep]
+    position = world_positions(observations.take(keep), cameras) * metres_per_unit
+    pose = observations.canonical_pose[keep]
+    pose = (pose - pose[:, :1]).reshape(pose.shape[0], -1) / np.sqrt(pose.shape[1])  # RMS over joints via L2
+
+    cost_sum = np.zeros((K, K))
+    shared = np.zeros((K, K), dtype=np.int64)
+    if K and track.size:
+        first, last = int(frame.min()), int(frame.max())
+        for chunk_start in range(first, last + 1, config.frame_chunk):
+            in_chunk = (frame >= chunk_start) & (frame < chunk_start + config.frame_chunk)
+            if not in_chunk.any():
+                continue
+            local = frame[in_chunk] - chunk_start
+            present = np.zeros((config.frame_chunk, K), dtype=bool)
+            present[local, track[in_chunk]] = True
+            dense_position = np.zeros((config.frame_chunk, K, 3))
+            dense_position[local, track[in_chunk]] = position[in_chunk]
+            dense_pose = np.zeros((config.frame_chunk, K, pose.shape[1]))
+            dense_pose[local, track[in_chunk]] = pose[in_chunk]
+            both = present[:, :, None] & present[:, None, :]  # (F, K, K)
+            frame_cost = config.position_weight * _batched_distances(dense_position)
+            if config.pose_weight:
+                frame_cost += config.pose_weight * _batched_distances(dense_pose)
+            cost_sum += np.where(both, frame_cost, 0.0).sum(axis=0)
+            shared += both.sum(axis=0)
+
+    same_view = tracklets.view[:, None] == tracklets.view[None, :]
+    overlap = (tracklets.first_frame[:, None] <= tracklets.last_frame[None, :]) & (
+        tracklets.first_frame[None, :] <= tracklets.last_frame[:, None]
+    )
+    conflict = same_view & overlap
+    shared[same_view] = 0
+    cost_sum[same_view] = 0.0
+    return PairwiseCosts(cost_sum=cost_sum, shared_frames=shared, conflict=conflict)
+
+
+def _batched_distances(x: Float[np.ndarray, "F K D"]) -> Float[np.ndarray, "F K K"]:
+    """Euclidean distances between all rows, per frame: ‖a‖² + ‖b‖² − 2a·b in one matmul."""
+    square = np.einsum("fkd,fkd->fk", x, x)
+    gram = x @ np.swapaxes(x, 1, 2)
+    return np.sqrt(np.maximum(square[:, :, None] + square[:, None, :] - 2 * gram, 0.0))
+
+
+def associate(
+    observations: Observations,
+    tracklets: Tracklets,
+    cameras: CameraRig,
+    config: AssociationConfig,
+    metres_per_unit: float = 1.0,
+) -> AssociationResult:
+    """Group tracklets into persons (see the module docstring); positions compared in metres."""
+    costs = pairwise_costs(observations, tracklets, cameras, config, metres_per_unit)
+    person = _cluster(costs, tracklets, config)
+    return AssociationResult(Assignment.from_tracklet_persons(tracklets, person), person, costs)
+
+
+def _cluster(costs: PairwiseCosts, tracklets: Tracklets, config: AssociationConfig) -> Int[np.ndarray, " K"]:
+    K = len(tracklets)
+    person = np.full(K, -1, dtype=np.int64)
+    if K == 0:
+        return person
+    observed = np.bincount(tracklets.view, weights=tracklets.length)
+    view_order = np.argsort(-observed, kind="stable")
+    persons = 0
+    for view in view_order:
+        members = np.flatnonzero(tracklets.view == view)
+        members = members[np.argsort(-tracklets.length[members], kind="stable")]
+        while persons:
+            open_rows = members[person[members] < 0]
+            if open_rows.size == 0:
+                break
+            onehot = _onehot(person, persons)
+            cost, feasible = _group_costs(costs, open_rows, onehot, config)
+            rows, cols = linear_sum_assignment(np.where(feasible, cost, _INFEASIBLE))
+            linked = feasible[rows, cols]
+            if not linked.any():
+                break
+            person[open_rows[rows[linked]]] = cols[linked]
+        fresh = members[person[members] < 0]
+        person[fresh] = persons + np.arange(fresh.size)
+        persons += fresh.size
+    return _merge_compatible(person, costs, config)
+
+
+def _onehot(person: Int[np.ndarray, " K"], persons: int) -> Float[np.ndarray, "K P"]:
+    onehot = np.zeros((person.shape[0], persons))
+    assigned = person >= 0
+    onehot[np.flatnonzero(assigned), person[assigned]] = 1.0
+    return onehot
+
+
+def _group_costs(costs: PairwiseCosts, rows, onehot, config: AssociationConfig):
+    """Mean cost of tracklets ``rows`` to each person over all shared frames, and whether linkable."""
+    cost_sum = costs.cost_sum[rows] @ onehot
+    shared = costs.shared_frames[rows] @ onehot
+    conflict = (costs.conflict[rows].astype(float) @ onehot) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(shared > 0, cost_sum / np.maximum(shared, 1), np.inf)
+    feasible = (shared >= config.min_shared_frames) & ~conflict & (mean <= config.gate)
+    return mean, feasible
+
+
+def _merge_compatible(person, costs: PairwiseCosts, config: AssociationConfig):
+    """Merge persons made of disjoint pieces (e.g. a tracklet lost and restarted in one view)."""
+    while True:
+        persons = int(person.max()) + 1 if person.size else 0
+        onehot = _onehot(person, persons)
+        cost_sum = onehot.T @ costs.cost_sum @ onehot
+        shared = onehot.T @ costs.shared_frames @ onehot
+        conflict = (onehot.T @ costs.conflict.astype(float) @ onehot) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(shared > 0, cost_sum / np.maximum(shared, 1), np.inf)
+        feasible = (shared >= config.min_shared_frames) & ~conflict & (mean <= config.gate)
+        np.fill_diagonal(feasible, False)
+        if not feasible.any():
+            return _compact(person)
+        a, b = np.unravel_index(np.argmin(np.where(feasible, mean, np.inf)), mean.shape)
+        person[person == max(a, b)] = min(a, b)
+        person = _compact(person)
+
+
+def _compact(person: Int[np.ndarray, " K"]) -> Int[np.ndarray, " K"]:
+    """Relabel persons 0..P-1 in order of first appearance."""
+    out = np.full_like(person, -1)
+    assigned = person >= 0
+    _, first, inverse = np.unique(person[assigned], return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))
+    out[assigned] = rank[inverse]
+    return out

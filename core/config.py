@@ -1,0 +1,20 @@
+"""The configuration of a whole reconstruction: one config dataclass per stage, gathered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.association import AssociationConfig
+from core.fusion import FusionConfig
+from core.scale import ScaleConfig
+from core.tracking import TrackingConfig
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Settings of every test-time stage; saved with each reconstruction."""
+
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)

@@ -1,0 +1,181 @@
+"""Multi-view fusion: the per-view estimates of one person at one frame → one world-frame body.
+
+View-invariant quantities (body pose, shape) are the same whatever the camera, so they are averaged
+with confidence weights (body pose per joint on the rotation manifold, by quaternion averaging).
+View-dependent ones are first mapped to the world frame: the global orientation through each camera's
+rotation, then quaternion-averaged; the position by triangulating the views' pelvis rays with robust
+rejection of an outlier view (or, for the paper's "average only" ablation, by averaging the views'
+monocular position estimates). A person seen by a single view keeps its monocular position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Float, Int
+from scipy.spatial.transform import Rotation
+
+from core.association import world_positions
+from core.geometry import average_quaternions_xyzw, pixel_rays, project_points, triangulate_rays_robust
+from core.skeleton import JOINT_NAMES, forward_kinematics
+from core.types import CameraRig, Observations, PersonTrack
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How the views of one person are fused."""
+
+    triangulate: bool = True
+    """Position by pelvis-ray triangulation (True) or by averaging monocular estimates (False: ablation)."""
+    outlier_distance: float = 0.3
+    """A view whose pelvis ray passes farther than this from the triangulated point is rejected (scene units)."""
+
+
+@dataclass(frozen=True)
+class PersonCells:
+    """Dense index of which observation sees person p at frame t in view v (-1: none)."""
+
+    index: Int[np.ndarray, "P T V"]
+
+    @staticmethod
+    def build(
+        observations: Observations,
+        person: Int[np.ndarray, " N"],
+        num_persons: int,
+        num_frames: int,
+        num_views: int,
+    ) -> PersonCells:
+        """If an annotator's edit puts two observations in one cell, the higher-scoring one is kept."""
+        index = np.full((num_persons, num_frames, num_views), -1, dtype=np.int64)
+        valid = np.flatnonzero(person >= 0)
+        valid = valid[np.argsort(observations.score[valid], kind="stable")]  # best written last
+        index[person[valid], observations.frame[valid], observations.view[valid]] = valid
+        return PersonCells(index)
+
+
+def fuse(
+    observations: Observations,
+    person: Int[np.ndarray, " N"],
+    cameras: CameraRig,
+    num_frames: int,
+    config: FusionConfig,
+    person_ids: Int[np.ndarray, " P"] | None = None,
+) -> tuple[PersonTrack, ...]:
+    """Fuse every person's observations (``person[i]`` = person of observation i, -1 = none).
+
+    Only the persons listed in ``person_ids`` (default: all) are fused, so an identity edit re-fuses
+    the persons it touched and nothing else.
+    """
+    num_persons = int(person.max()) + 1 if person.size else 0
+    if person_ids is None:
+        person_ids = np.arange(num_persons)
+    person = np.where(np.isin(person, person_ids), person, -1)
+    cells = PersonCells.build(observations, person, num_persons, num_frames, len(cameras)).index
+    p_idx, t_idx = np.nonzero((cells >= 0).any(axis=-1))  # (C,) occupied (person, frame) cells
+    obs = cells[p_idx, t_idx]  # (C, V)
+    seen = obs >= 0
+    safe = np.where(seen, obs, 0)
+    weight = np.where(seen, np.maximum(observations.score[safe], 1e-6), 0.0)  # a 0 score still counts
+
+    body_quats = Rotation.from_rotvec(observations.body_pose[safe].reshape(-1, 3)).as_quat()
+    body_quats = body_quats.reshape(*safe.shape, 21, 4).swapaxes(1, 2)  # (C, 21, V, 4)
+    body_pose = (
+        Rotation.from_quat(average_quaternions_xyzw(body_quats, weight[:, None, :]).reshape(-1, 4))
+        .as_rotvec()
+        .reshape(-1, 21, 3)
+    )
+
+    R_world_cam = np.swapaxes(cameras.R, -1, -2)[observations.view[safe]]  # (C, V, 3, 3)
+    orient_world = Rotation.from_matrix(R_world_cam.reshape(-1, 3, 3)) * Rotation.from_rotvec(
+        observations.global_orient_cam[safe].reshape(-1, 3)
+    )
+    global_orient = Rotation.from_quat(
+        average_quaternions_xyzw(orient_world.as_quat().reshape(*safe.shape, 4), weight)
+    ).as_rotvec()
+
+    shape = _person_shapes(observations, cells, num_persons)
+
+    monocular = world_positions(observations.take(safe.reshape(-1)), cameras).reshape(*safe.shape, 3)
+    transl = np.einsum("cv,cvk->ck", weight, monocular) / weight.sum(axis=1, keepdims=True)
+    inlier = seen
+    if config.triangulate and len(cameras) > 1:
+        flat = safe.reshape(-1)
+        view = observations.view[flat]
+        origins, directions = pixel_rays(
+            observations.pelvis2d[flat][:, None],
+            cameras.K[view],
+            cameras.dist[view],
+            cameras.R[view],
+            cameras.t[view],
+        )
+        triangulated, inlier = triangulate_rays_robust(
+            origins.reshape(*safe.shape, 3),
+            directions.reshape(*safe.shape, 3),
+            weight,
+            threshold=config.outlier_distance,
+        )
+        inlier &= seen
+        ok = np.isfinite(triangulated).all(axis=-1)
+        transl = np.where(ok[:, None], triangulated, transl)
+
+    joints = forward_kinematics(global_orient, body_pose, shape[p_idx], transl)
+    confidence = weight.sum(axis=1) / np.maximum(seen.sum(axis=1), 1)
+    empty_residuals = np.full(seen.shape, np.nan)
+    bounds = np.searchsorted(p_idx, person_ids, side="left"), np.searchsorted(p_idx, person_ids, side="right")
+    return tuple(
+        PersonTrack(
+            person_id=int(pid),
+            frames=t_idx[a:b],
+            global_orient=global_orient[a:b],
+            transl=transl[a:b],
+            body_pose=body_pose[a:b],
+            shape=shape[pid],
+            joints=joints[a:b],
+            residuals_px=empty_residuals[a:b],
+            confidence=confidence[a:b],
+            views=inlier[a:b],
+            shape_model=observations.shape_model,
+            joint_names=JOINT_NAMES,
+        )
+        for pid, a, b in zip(person_ids, *bounds, strict=True)
+        if b > a
+    )
+
+
+def _person_shapes(observations: Observations, cells, num_persons: int) -> Float[np.ndarray, "P B"]:
+    """Shape is constant over time too: one confidence-weighted mean over all of a person's views and frames."""
+    seen = cells >= 0
+    safe = np.where(seen, cells, 0)
+    weight = np.where(seen, observations.score[safe], 0.0)  # (P, T, V)
+    total = np.einsum("ptv,ptvb->pb", weight, observations.shape[safe])
+    return total / np.maximum(weight.sum(axis=(1, 2)), 1e-12)[:, None]
+
+
+def reprojection_residuals(
+    track: PersonTrack, observations: Observations, cells: Int[np.ndarray, "T V"], cameras: CameraRig
+) -> Float[np.ndarray, "F V"]:
+    """Mean pixel distance between the track's projected joints and each view's 2D keypoints.
+
+    Keypoints are matched to joints by name; keypoints of zero confidence are ignored. NaN where a view
+    did not see the person.
+    """
+    names = {name: j for j, name in enumerate(track.joint_names)}
+    pairs = [(k, names[n]) for k, n in enumerate(observations.keypoint_names) if n in names]
+    residuals = np.full((track.frames.shape[0], len(cameras)), np.nan)
+    if not pairs or track.frames.size == 0:
+        return residuals
+    kp_index, joint_index = map(np.array, zip(*pairs, strict=True))
+    obs = cells[track.frames]  # (F, V)
+    seen = obs >= 0
+    safe = np.where(seen, obs, 0)
+    projected = project_points(
+        track.joints[:, None, joint_index], cameras.K, cameras.dist, cameras.R, cameras.t
+    )  # (F, V, J', 2)
+    detected = observations.keypoints2d[safe][:, :, kp_index]
+    confident = observations.keypoint_confidence[safe][:, :, kp_index] > 0
+    error = np.linalg.norm(projected - detected, axis=-1)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(confident, error, 0.0).sum(-1) / confident.sum(-1)
+    residuals[seen] = mean[seen]
+    return residuals

@@ -1,0 +1,176 @@
+"""The optimisation-free test-time stages wired together: observations in, a Reconstruction out.
+
+validate → tracking → association → fusion → scale. Each stage is timed; every stage is a function of
+its inputs and its own config, so the studio can re-run fusion and scale alone after an identity edit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numpy as np
+
+from core.association import associate
+from core.config import ReconstructionConfig
+from core.fusion import PersonCells, fuse, reprojection_residuals
+from core.reconstruction import Reconstruction
+from core.scale import adjust_scale, monocular_scale
+from core.tracking import track
+from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
+
+ProgressCallback = Callable[[str, float], None]
+"""Called with (stage name, fraction of the run done) as stages finish."""
+
+TEST_TIME_STAGES = ("validate", "tracking", "association", "fusion", "scale")
+
+_ESSENTIAL = (
+    "score",
+    "head2d",
+    "pelvis2d",
+    "position_cam",
+    "global_orient_cam",
+    "body_pose",
+    "shape",
+    "canonical_pose",
+    "embedding",
+)
+
+
+class InputError(ValueError):
+    """Input the engine cannot work with, explained for the person who gave it."""
+
+
+def validate_observations(
+    observations: Observations, cameras: CameraRig, num_frames: int
+) -> tuple[Observations, int]:
+    """Drop observations with a non-finite essential field; zero the confidence of non-finite keypoints.
+
+    Returns the cleaned observations and how many were dropped. Observations that reference a view or a
+    frame outside the scene are an input error, not noise.
+    """
+    if len(cameras) == 0:
+        raise InputError("no cameras: a reconstruction needs at least one calibrated view")
+    if len(observations) and (observations.view.min() < 0 or observations.view.max() >= len(cameras)):
+        raise InputError(
+            f"observations reference view {observations.view.max()} but there are {len(cameras)} cameras"
+        )
+    if len(observations) and (observations.frame.min() < 0 or observations.frame.max() >= num_frames):
+        raise InputError(
+            f"observations reference frame {observations.frame.max()} of a {num_frames}-frame scene"
+        )
+    finite = np.ones(len(observations), dtype=bool)
+    for name in _ESSENTIAL:
+        values = getattr(observations, name)
+        finite &= np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+    cleaned = observations.take(finite)
+    bad_keypoints = ~np.isfinite(cleaned.keypoints2d).all(axis=-1)
+    if bad_keypoints.any():
+        cleaned = replace(
+            cleaned,
+            keypoints2d=np.where(bad_keypoints[..., None], 0.0, cleaned.keypoints2d),
+            keypoint_confidence=np.where(bad_keypoints, 0.0, cleaned.keypoint_confidence),
+        )
+    return cleaned, int((~finite).sum())
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def fuse_and_scale(
+    observations: Observations,
+    tracklets: Tracklets,
+    assignment: Assignment,
+    cameras: CameraRig,
+    num_frames: int,
+    config: ReconstructionConfig,
+    seconds: dict[str, float],
+) -> tuple[tuple[PersonTrack, ...], CameraRig, Diagnostics]:
+    """Fusion, scale adjustment and residuals for a given assignment (what an identity edit re-runs)."""
+    person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
+    with _timed(seconds, "fusion"):
+        persons = fuse(observations, person, cameras, num_frames, config.fusion)
+    with _timed(seconds, "scale"):
+        persons, cameras, estimate = adjust_scale(
+            persons, observations, person, cameras, num_frames, config.scale
+        )
+    num_persons = int(person.max()) + 1 if person.size else 0
+    cells = PersonCells.build(observations, person, num_persons, num_frames, len(cameras)).index
+    persons = tuple(
+        replace(p, residuals_px=reprojection_residuals(p, observations, cells[p.person_id], cameras))
+        for p in persons
+    )
+    diagnostics = Diagnostics(
+        stage_seconds=seconds,
+        scale_factor=estimate.factor,
+        scale_samples=estimate.samples,
+        scale_sample_person=estimate.person,
+        scale_sample_frame=estimate.frame,
+        scale_sample_view=estimate.view,
+        scale_sample_inlier=estimate.inlier,
+    )
+    return persons, cameras, diagnostics
+
+
+def reconstruct_from_observations(
+    observations: Observations,
+    cameras: CameraRig,
+    num_frames: int,
+    fps: float,
+    config: ReconstructionConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> Reconstruction:
+    """Run the test-time stages on per-view observations of a calibrated (possibly mis-scaled) scene.
+
+    Behaviour on degenerate input (documented in the README): no observation → a reconstruction with no
+    person and a message; a single view → each tracklet is its own person, positions are monocular; a
+    non-finite essential field → that observation is dropped and counted.
+    """
+    config = config or ReconstructionConfig()
+    report = progress or (lambda stage, fraction: None)
+    seconds: dict[str, float] = {}
+    messages: list[str] = []
+    with _timed(seconds, "validate"):
+        observations, dropped = validate_observations(observations, cameras, num_frames)
+    if dropped:
+        messages.append(f"{dropped} observations dropped: a non-finite essential field")
+    if len(cameras) == 1:
+        messages.append("single view: no cross-view association or triangulation; positions are monocular")
+    report("validate", 0.1)
+    with _timed(seconds, "tracking"):
+        tracklets = track(observations, len(cameras), config.tracking)
+    report("tracking", 0.4)
+    with _timed(seconds, "association"):
+        metres_per_unit = monocular_scale(observations, cameras, config.scale)
+        association = associate(observations, tracklets, cameras, config.association, metres_per_unit)
+    report("association", 0.6)
+    persons, scaled_cameras, diagnostics = fuse_and_scale(
+        observations, tracklets, association.assignment, cameras, num_frames, config, seconds
+    )
+    report("scale", 1.0)
+    if not persons:
+        messages.append("no person found: no tracklet lasted long enough to be kept")
+    diagnostics = replace(
+        diagnostics,
+        association_cost=association.costs.mean_cost,
+        association_shared_frames=association.costs.shared_frames,
+        dropped_observations=dropped,
+        messages=tuple(messages),
+    )
+    return Reconstruction(
+        cameras=scaled_cameras,
+        observations=observations,
+        tracklets=tracklets,
+        assignment=association.assignment,
+        persons=persons,
+        config=config,
+        diagnostics=diagnostics,
+        fps=fps,
+        num_frames=num_frames,
+    )

@@ -1,0 +1,91 @@
+"""The result of a run, and its lossless, versioned, crash-safe storage in a directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from jaxtyping import Float, UInt8
+
+from core.config import ReconstructionConfig
+from core.serialization import from_tree, to_tree
+from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
+
+FORMAT_VERSION = 1
+"""Bumped whenever a saved field changes meaning; loading another version is refused."""
+_METADATA = "reconstruction.json"
+_ARRAYS = "arrays.npz"
+
+
+class ReconstructionFormatError(ValueError):
+    """A directory that does not hold a reconstruction this version can read."""
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Cameras, scene points and people of one scene, in one metric world frame (z up)."""
+
+    cameras: CameraRig
+    observations: Observations
+    tracklets: Tracklets
+    assignment: Assignment
+    persons: tuple[PersonTrack, ...]
+    config: ReconstructionConfig
+    diagnostics: Diagnostics
+    fps: float
+    num_frames: int
+    points: Float[np.ndarray, "N 3"] = field(default_factory=lambda: np.zeros((0, 3)))
+    point_colors: UInt8[np.ndarray, "N 3"] = field(default_factory=lambda: np.zeros((0, 3), dtype=np.uint8))
+    format_version: int = FORMAT_VERSION
+
+    def save(self, directory: Path) -> None:
+        """Write to ``directory`` via a staging directory renamed into place: never a half-written result."""
+        directory = Path(directory)
+        arrays: dict[str, np.ndarray] = {}
+        tree = to_tree(self, arrays)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            np.savez(staging / _ARRAYS, **arrays)
+            (staging / _METADATA).write_text(json.dumps(tree, indent=1))
+            if directory.exists():
+                retired = directory.with_name(f".{directory.name}.old")
+                shutil.rmtree(retired, ignore_errors=True)
+                os.replace(directory, retired)
+                os.replace(staging, directory)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.replace(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def load(directory: Path) -> Reconstruction:
+        """Read a directory written by :meth:`save`; a clear error if it is not one or of another version."""
+        directory = Path(directory)
+        metadata = directory / _METADATA
+        if not metadata.is_file() or not (directory / _ARRAYS).is_file():
+            raise ReconstructionFormatError(
+                f"{directory}: not a reconstruction (no {_METADATA} and {_ARRAYS})"
+            )
+        try:
+            tree = json.loads(metadata.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ReconstructionFormatError(f"{metadata}: unreadable ({error})") from error
+        version = tree.get("format_version") if isinstance(tree, dict) else None
+        if version != FORMAT_VERSION:
+            raise ReconstructionFormatError(
+                f"{metadata}: format version {version}, this studio reads version {FORMAT_VERSION}"
+            )
+        with np.load(directory / _ARRAYS, allow_pickle=False) as arrays:
+            try:
+                return from_tree(tree, Reconstruction, dict(arrays))
+            except (KeyError, TypeError) as error:
+                raise ReconstructionFormatError(
+                    f"{directory}: incomplete reconstruction ({error})"
+                ) from error

@@ -1,0 +1,5 @@
+"""``python -m studio <command>``."""
+
+from studio.cli import main
+
+main()
