@@ -38,8 +38,8 @@ class AssociationConfig:
     """Largest mean cost (metres) at which two tracklets (or a tracklet and a person) may be linked."""
     min_shared_frames: int = 5
     """Tracklets sharing fewer frames are not compared."""
-    frame_chunk: int = 64
-    """Frames per batch when accumulating pairwise costs (bounds memory: chunk × K² floats)."""
+    pair_budget: int = 2_000_000
+    """Observation pairs per batch when accumulating pairwise costs (bounds memory)."""
 
 
 @dataclass(frozen=True)
@@ -83,34 +83,43 @@ def pairwise_costs(
     Positions are compared in metres: scene units times ``metres_per_unit`` (a first scale estimate).
     """
     K = len(tracklets)
-    keep = tracklets.observation_tracklet >= 0
+    keep = np.flatnonzero(tracklets.observation_tracklet >= 0)
+    keep = keep[np.argsort(observations.frame[keep], kind="stable")]
     track = tracklets.observation_tracklet[keep]
     frame = observations.frame[keep]
     position = world_positions(observations.take(keep), cameras) * metres_per_unit
     pose = observations.canonical_pose[keep]
     pose = (pose - pose[:, :1]).reshape(pose.shape[0], -1) / np.sqrt(pose.shape[1])  # RMS over joints via L2
+    features = np.concatenate([position, pose], axis=1)
 
-    cost_sum = np.zeros((K, K))
-    shared = np.zeros((K, K), dtype=np.int64)
+    cost_sum = np.zeros(K * K)
+    shared = np.zeros(K * K)
     if K and track.size:
-        first, last = int(frame.min()), int(frame.max())
-        for chunk_start in range(first, last + 1, config.frame_chunk):
-            in_chunk = (frame >= chunk_start) & (frame < chunk_start + config.frame_chunk)
-            if not in_chunk.any():
-                continue
-            local = frame[in_chunk] - chunk_start
-            present = np.zeros((config.frame_chunk, K), dtype=bool)
-            present[local, track[in_chunk]] = True
-            dense_position = np.zeros((config.frame_chunk, K, 3))
-            dense_position[local, track[in_chunk]] = position[in_chunk]
-            dense_pose = np.zeros((config.frame_chunk, K, pose.shape[1]))
-            dense_pose[local, track[in_chunk]] = pose[in_chunk]
-            both = present[:, :, None] & present[:, None, :]  # (F, K, K)
-            frame_cost = config.position_weight * _batched_distances(dense_position)
+        # Observations of one frame side by side: (frames, slots) with padding, so each chunk of frames
+        # is one batched distance computation; pair costs are then binned by tracklet pair.
+        frame_values, frame_index, counts = np.unique(frame, return_inverse=True, return_counts=True)
+        slot = np.arange(frame.size) - np.searchsorted(frame, frame, side="left")
+        width = int(counts.max())
+        chunk = max(1, config.pair_budget // (width * width))
+        for start in range(0, frame_values.size, chunk):
+            rows = (frame_index >= start) & (frame_index < start + chunk)
+            local = frame_index[rows] - start
+            F = int(local.max()) + 1
+            present = np.zeros((F, width), dtype=bool)
+            present[local, slot[rows]] = True
+            dense = np.zeros((F, width, features.shape[1]))
+            dense[local, slot[rows]] = features[rows]
+            dense_track = np.zeros((F, width), dtype=np.int64)
+            dense_track[local, slot[rows]] = track[rows]
+            frame_cost = config.position_weight * _batched_distances(dense[..., :3])
             if config.pose_weight:
-                frame_cost += config.pose_weight * _batched_distances(dense_pose)
-            cost_sum += np.where(both, frame_cost, 0.0).sum(axis=0)
-            shared += both.sum(axis=0)
+                frame_cost += config.pose_weight * _batched_distances(dense[..., 3:])
+            both = present[:, :, None] & present[:, None, :]
+            pair = (dense_track[:, :, None] * K + dense_track[:, None, :])[both]
+            cost_sum += np.bincount(pair, weights=frame_cost[both], minlength=K * K)
+            shared += np.bincount(pair, minlength=K * K)
+    cost_sum = cost_sum.reshape(K, K)
+    shared = shared.reshape(K, K).astype(np.int64)
 
     same_view = tracklets.view[:, None] == tracklets.view[None, :]
     overlap = (tracklets.first_frame[:, None] <= tracklets.last_frame[None, :]) & (
@@ -189,22 +198,32 @@ def _group_costs(costs: PairwiseCosts, rows, onehot, config: AssociationConfig):
 
 
 def _merge_compatible(person, costs: PairwiseCosts, config: AssociationConfig):
-    """Merge persons made of disjoint pieces (e.g. a tracklet lost and restarted in one view)."""
+    """Merge persons made of disjoint pieces (e.g. a tracklet lost and restarted in one view).
+
+    Person-level sums are built once, then each merge folds one row and column into another.
+    """
+    persons = int(person.max()) + 1 if person.size else 0
+    onehot = _onehot(person, persons)
+    cost_sum = onehot.T @ costs.cost_sum @ onehot
+    shared = onehot.T @ costs.shared_frames @ onehot
+    conflict = onehot.T @ costs.conflict.astype(float) @ onehot
+    alive = np.ones(persons, dtype=bool)
     while True:
-        persons = int(person.max()) + 1 if person.size else 0
-        onehot = _onehot(person, persons)
-        cost_sum = onehot.T @ costs.cost_sum @ onehot
-        shared = onehot.T @ costs.shared_frames @ onehot
-        conflict = (onehot.T @ costs.conflict.astype(float) @ onehot) > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(shared > 0, cost_sum / np.maximum(shared, 1), np.inf)
-        feasible = (shared >= config.min_shared_frames) & ~conflict & (mean <= config.gate)
+        feasible = (shared >= config.min_shared_frames) & (conflict == 0) & (mean <= config.gate)
+        feasible &= alive[:, None] & alive[None, :]
         np.fill_diagonal(feasible, False)
         if not feasible.any():
             return _compact(person)
-        a, b = np.unravel_index(np.argmin(np.where(feasible, mean, np.inf)), mean.shape)
-        person[person == max(a, b)] = min(a, b)
-        person = _compact(person)
+        a, b = sorted(np.unravel_index(np.argmin(np.where(feasible, mean, np.inf)), mean.shape))
+        for matrix in (cost_sum, shared, conflict):
+            matrix[a] += matrix[b]
+            matrix[:, a] += matrix[:, b]
+            matrix[b] = 0
+            matrix[:, b] = 0
+        alive[b] = False
+        person[person == b] = a
 
 
 def _compact(person: Int[np.ndarray, " K"]) -> Int[np.ndarray, " K"]:

@@ -29,7 +29,7 @@ class FusionConfig:
     triangulate: bool = True
     """Position by pelvis-ray triangulation (True) or by averaging monocular estimates (False: ablation)."""
     outlier_distance: float = 0.3
-    """A view whose pelvis ray passes farther than this from the triangulated point is rejected (scene units)."""
+    """Reject a view whose pelvis ray passes farther than this from the triangulated point (scene units)."""
 
 
 @dataclass(frozen=True)
@@ -78,42 +78,39 @@ def fuse(
     safe = np.where(seen, obs, 0)
     weight = np.where(seen, np.maximum(observations.score[safe], 1e-6), 0.0)  # a 0 score still counts
 
-    body_quats = Rotation.from_rotvec(observations.body_pose[safe].reshape(-1, 3)).as_quat()
-    body_quats = body_quats.reshape(*safe.shape, 21, 4).swapaxes(1, 2)  # (C, 21, V, 4)
+    # Per-observation quantities first (only the observations used), then gathered into (C, V) cells.
+    used = np.unique(obs[seen])
+    row = np.zeros(len(observations), dtype=np.int64)
+    row[used] = np.arange(used.size)
+    cell_row = row[safe]  # (C, V) → row of ``used``
+    used_obs = observations.take(used)
+
+    body_quats = Rotation.from_rotvec(used_obs.body_pose.reshape(-1, 3)).as_quat().reshape(-1, 21, 4)
+    body_quats = body_quats[cell_row].swapaxes(1, 2)  # (C, 21, V, 4)
     body_pose = (
         Rotation.from_quat(average_quaternions_xyzw(body_quats, weight[:, None, :]).reshape(-1, 4))
         .as_rotvec()
         .reshape(-1, 21, 3)
     )
 
-    R_world_cam = np.swapaxes(cameras.R, -1, -2)[observations.view[safe]]  # (C, V, 3, 3)
-    orient_world = Rotation.from_matrix(R_world_cam.reshape(-1, 3, 3)) * Rotation.from_rotvec(
-        observations.global_orient_cam[safe].reshape(-1, 3)
-    )
+    R_world_cam = np.swapaxes(cameras.R, -1, -2)[used_obs.view]
+    orient_world = Rotation.from_matrix(R_world_cam) * Rotation.from_rotvec(used_obs.global_orient_cam)
     global_orient = Rotation.from_quat(
-        average_quaternions_xyzw(orient_world.as_quat().reshape(*safe.shape, 4), weight)
+        average_quaternions_xyzw(orient_world.as_quat()[cell_row], weight)
     ).as_rotvec()
 
     shape = _person_shapes(observations, cells, num_persons)
 
-    monocular = world_positions(observations.take(safe.reshape(-1)), cameras).reshape(*safe.shape, 3)
+    monocular = world_positions(used_obs, cameras)[cell_row]  # (C, V, 3)
     transl = np.einsum("cv,cvk->ck", weight, monocular) / weight.sum(axis=1, keepdims=True)
     inlier = seen
     if config.triangulate and len(cameras) > 1:
-        flat = safe.reshape(-1)
-        view = observations.view[flat]
+        view = used_obs.view
         origins, directions = pixel_rays(
-            observations.pelvis2d[flat][:, None],
-            cameras.K[view],
-            cameras.dist[view],
-            cameras.R[view],
-            cameras.t[view],
+            used_obs.pelvis2d[:, None], cameras.K[view], cameras.dist[view], cameras.R[view], cameras.t[view]
         )
         triangulated, inlier = triangulate_rays_robust(
-            origins.reshape(*safe.shape, 3),
-            directions.reshape(*safe.shape, 3),
-            weight,
-            threshold=config.outlier_distance,
+            origins[cell_row, 0], directions[cell_row, 0], weight, threshold=config.outlier_distance
         )
         inlier &= seen
         ok = np.isfinite(triangulated).all(axis=-1)
@@ -144,7 +141,7 @@ def fuse(
 
 
 def _person_shapes(observations: Observations, cells, num_persons: int) -> Float[np.ndarray, "P B"]:
-    """Shape is constant over time too: one confidence-weighted mean over all of a person's views and frames."""
+    """Shape is constant over time too: one confidence-weighted mean over a person's views and frames."""
     seen = cells >= 0
     safe = np.where(seen, cells, 0)
     weight = np.where(seen, observations.score[safe], 0.0)  # (P, T, V)

@@ -520,7 +520,7 @@ def average_quaternions_xyzw(
     w = np.where(usable, weights, 0.0)
     q = np.where(usable[..., None], quats, 0.0)
 
-    M = (w[..., None, None] * q[..., :, None] * q[..., None, :]).sum(axis=-3)
+    M = np.swapaxes(q * w[..., None], -1, -2) @ q  # (..., 4, 4) = sum_i w_i q_i q_i^T
     _, vecs = np.linalg.eigh(M)
     avg = vecs[..., :, -1]
 

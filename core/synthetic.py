@@ -10,7 +10,7 @@ missed detections, false positives, occlusion by a nearer person, and optionally
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from jaxtyping import Float, Int
@@ -53,22 +53,22 @@ class SyntheticConfig:
     """Global scene scale s: cameras and monocular depths given to the engine are s × the truth."""
     identical_appearance: bool = False
     """Everyone looks the same (as uniformed subjects): embeddings carry no identity."""
-    arena_radius: float = 2.5
-    """People stay within this distance of the arena centre, metres."""
-    camera_distance: float = 6.5
-    """Distance of the cameras from the arena centre, metres."""
+    arena_radius: float | None = None
+    """People stay within this distance of the arena centre, metres (None: about 6.5 m² per person)."""
+    camera_distance: float | None = None
+    """Distance of the cameras from the arena centre, metres (None: 4 m outside the arena)."""
     image_width: int = 1920
     image_height: int = 1080
     keypoint_noise_px: float = 2.0
     """Standard deviation of 2D keypoint, head and pelvis noise, pixels."""
-    depth_noise_per_metre: float = 0.01
-    """Relative monocular depth error per metre of distance (0.01: 6 % at 6 m)."""
+    depth_noise: float = 0.05
+    """Relative monocular depth error per frame (0.05: ±30 cm at 6 m, growing with distance)."""
     pose_noise_rad: float = 0.12
     """Standard deviation of per-frame body pose noise per axis-angle component, radians."""
     pose_bias_rad: float = 0.15
     """Standard deviation of a body pose error fixed per (view, person), as monocular estimators make."""
-    depth_bias_per_metre: float = 0.005
-    """Relative depth error per metre fixed per (view, person) (a body-size misjudgement)."""
+    depth_bias: float = 0.03
+    """Relative depth error fixed per (view, person) (a misjudged body size)."""
     orient_noise_rad: float = 0.05
     """Standard deviation of global orientation noise per axis-angle component, radians."""
     shape_noise: float = 0.3
@@ -108,6 +108,8 @@ def make_scene(config: SyntheticConfig) -> SyntheticScene:
     if config.views < 1 or config.frames < 1 or config.persons < 0:
         raise ValueError(f"a synthetic scene needs views ≥ 1, frames ≥ 1, persons ≥ 0; got {config}")
     rng = np.random.default_rng(config.seed)
+    arena = config.arena_radius or max(2.5, np.sqrt(6.5 * config.persons / np.pi))
+    config = replace(config, arena_radius=arena, camera_distance=config.camera_distance or arena + 4.0)
     true_cameras = _make_cameras(config, rng)
     global_orient, transl, body_pose, shape = _make_motion(config, rng)
     joints = forward_kinematics(global_orient, body_pose, shape[:, None], transl)
@@ -253,9 +255,8 @@ def _observe(config, rng, cameras: CameraRig, global_orient, body_pose, shape, j
     noise = config.keypoint_noise_px
     keypoints = pixels[v_idx, p_idx, t_idx] + rng.normal(0, noise, (n, 22, 2))
     pelvis_cam = cam_points[v_idx, p_idx, t_idx, PELVIS]
-    distance = np.linalg.norm(pelvis_cam, axis=-1)
-    depth_bias = rng.normal(0, config.depth_bias_per_metre, (V, P))[v_idx, p_idx]
-    depth_error = distance * (depth_bias + rng.normal(0, config.depth_noise_per_metre, n))
+    depth_bias = rng.normal(0, config.depth_bias, (V, P))[v_idx, p_idx]
+    depth_error = depth_bias + rng.normal(0, config.depth_noise, n)
     orient_cam = Rotation.from_rotvec(rng.normal(0, config.orient_noise_rad, (n, 3))) * (
         Rotation.from_matrix(R[v_idx]) * Rotation.from_rotvec(global_orient[p_idx, t_idx])
     )
