@@ -89,7 +89,9 @@ def pairwise_costs(
     frame = observations.frame[keep]
     position = world_positions(observations.take(keep), cameras) * metres_per_unit
     pose = observations.canonical_pose[keep]
-    pose = (pose - pose[:, :1]).reshape(pose.shape[0], -1) / np.sqrt(pose.shape[1])  # RMS over joints via L2
+    pose = (pose - pose[:, :1]).reshape(pose.shape[0], pose.shape[1] * 3) / np.sqrt(
+        pose.shape[1]
+    )  # RMS via L2
     features = np.concatenate([position, pose], axis=1)
 
     cost_sum = np.zeros(K * K)

@@ -64,7 +64,7 @@ def validate_observations(
     finite = np.ones(len(observations), dtype=bool)
     for name in _ESSENTIAL:
         values = getattr(observations, name)
-        finite &= np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+        finite &= np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
     cleaned = observations.take(finite)
     bad_keypoints = ~np.isfinite(cleaned.keypoints2d).all(axis=-1)
     if bad_keypoints.any():

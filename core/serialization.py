@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import types
 import typing
 from typing import Any
@@ -64,4 +65,13 @@ def from_tree(tree: Any, hint: Any, arrays: typing.Mapping[str, np.ndarray]) -> 
 
 @functools.cache
 def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """Field types of a dataclass. Array fields (jaxtyping strings such as ``Float[np.ndarray, "5"]``,
+    which ``typing.get_type_hints`` mis-parses) need none: their tree leaf says it is an array."""
+    namespace = vars(sys.modules[cls.__module__])
+    hints = {}
+    for f in dataclasses.fields(cls):
+        annotation = f.type
+        if isinstance(annotation, str):
+            annotation = np.ndarray if "np.ndarray" in annotation else eval(annotation, namespace)  # noqa: S307
+        hints[f.name] = annotation
+    return hints

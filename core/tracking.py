@@ -1,11 +1,12 @@
 """Per-view tracking: detections of consecutive frames linked into tracklets.
 
-A track and a detection are compared by the L2 distance of their appearance embeddings and by the
+A track and a detection are compared by the L2 distance of their appearance embeddings, by the
 distance between the detection's pelvis and the track's predicted pelvis (constant velocity, in units of
-the track's bounding-box height, so near and far people are treated alike). Matching is a Sinkhorn
-optimal transport with a dustbin row and column (as in SuperGlue): a detection that is worse than
-``unmatched_cost`` for every track goes to the dustbin and starts a new tracklet, and a track that sees
-no detection waits up to ``max_missed_frames`` frames before it ends. All views are tracked together:
+the track's bounding-box height, so near and far people are treated alike) and by their depth
+ratio (which tells apart two people crossing in the image at different distances, when appearance
+cannot). Matching is a Sinkhorn optimal transport with a dustbin row and column (as in SuperGlue): a
+detection that is worse than ``unmatched_cost`` for every track goes to the dustbin and starts a new
+tracklet, and a track that sees no detection waits up to ``max_missed_frames`` frames before it ends. All views are tracked together:
 the loop runs over frames only, every view of a frame in one batched transport problem.
 """
 
@@ -27,6 +28,8 @@ class TrackingConfig:
     """Cost per unit of L2 distance between appearance embeddings."""
     position_weight: float = 2.0
     """Cost per bounding-box height of distance between predicted and detected pelvis."""
+    depth_weight: float = 3.0
+    """Cost per unit of |log depth ratio| between the track's smoothed depth and the detection's."""
     unmatched_cost: float = 1.5
     """Dustbin cost: a detection costlier than this for every track starts a new tracklet."""
     temperature: float = 0.05
@@ -92,15 +95,16 @@ class _TrackState:
         self.pelvis = np.zeros((views, capacity, 2))
         self.velocity = np.zeros((views, capacity, 2))
         self.height = np.ones((views, capacity))
+        self.depth = np.ones((views, capacity))
         self.embedding = np.zeros((views, capacity, embedding_dim))
 
     def grow(self, capacity: int) -> None:
         extra = capacity - self.alive.shape[1]
         if extra <= 0:
             return
-        for name in ("alive", "track_id", "last_frame", "pelvis", "velocity", "height", "embedding"):
+        for name in ("alive", "track_id", "last_frame", "pelvis", "velocity", "height", "depth", "embedding"):
             array = getattr(self, name)
-            fill = -1 if name == "track_id" else (1 if name == "height" else 0)
+            fill = -1 if name == "track_id" else (1 if name in ("height", "depth") else 0)
             pad = np.full((array.shape[0], extra, *array.shape[2:]), fill, dtype=array.dtype)
             setattr(self, name, np.concatenate([array, pad], axis=1))
 
@@ -118,6 +122,7 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
     embedding = observations.embedding[order]
     box = observations.bbox[order]
     height = np.maximum(box[:, 3] - box[:, 1], 1.0)
+    log_depth = np.log(np.maximum(np.linalg.norm(observations.position_cam[order], axis=-1), 1e-6))
 
     state = _TrackState(num_views, embedding.shape[1])
     next_id = 0
@@ -135,6 +140,8 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
         det_pelvis[det_view, slot] = pelvis[start:end]
         det_embedding = np.zeros((num_views, width, embedding.shape[1]))
         det_embedding[det_view, slot] = embedding[start:end]
+        det_log_depth = np.zeros((num_views, width))
+        det_log_depth[det_view, slot] = log_depth[start:end]
 
         gap = frame - state.last_frame
         state.alive &= gap <= config.max_missed_frames
@@ -143,7 +150,12 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
             np.linalg.norm(predicted[:, :, None] - det_pelvis[:, None], axis=-1) / state.height[..., None]
         )
         appearance_cost = np.linalg.norm(state.embedding[:, :, None] - det_embedding[:, None], axis=-1)
-        cost = config.position_weight * position_cost + config.embedding_weight * appearance_cost
+        depth_cost = np.abs(state.depth[:, :, None] - det_log_depth[:, None])
+        cost = (
+            config.position_weight * position_cost
+            + config.embedding_weight * appearance_cost
+            + config.depth_weight * depth_cost
+        )
         plan = sinkhorn_with_dustbin(
             cost,
             state.alive,
@@ -176,6 +188,7 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
             state.velocity[new_view, new_slot] = 0.0
             state.pelvis[new_view, new_slot] = pelvis[start:end][is_new]
             state.embedding[new_view, new_slot] = embedding[start:end][is_new]
+            state.depth[new_view, new_slot] = log_depth[start:end][is_new]
             state.last_frame[new_view, new_slot] = frame
 
         old = ~is_new
@@ -188,6 +201,7 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
         state.embedding[o_view, o_slot] = (
             m * state.embedding[o_view, o_slot] + (1 - m) * embedding[start:end][old]
         )
+        state.depth[o_view, o_slot] = 0.7 * state.depth[o_view, o_slot] + 0.3 * log_depth[start:end][old]
         state.last_frame[o_view, o_slot] = frame
         state.height[det_view, track_slot] = height[start:end]
         labels[order[start:end]] = state.track_id[det_view, track_slot]
