@@ -28,7 +28,7 @@ class TrackingConfig:
     """Cost per unit of L2 distance between appearance embeddings."""
     position_weight: float = 2.0
     """Cost per bounding-box height of distance between predicted and detected pelvis."""
-    depth_weight: float = 3.0
+    depth_weight: float = 1.0
     """Cost per unit of |log depth ratio| between the track's smoothed depth and the detection's."""
     unmatched_cost: float = 1.5
     """Dustbin cost: a detection costlier than this for every track starts a new tracklet."""
