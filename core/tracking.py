@@ -6,8 +6,9 @@ the track's bounding-box height, so near and far people are treated alike) and b
 ratio (which tells apart two people crossing in the image at different distances, when appearance
 cannot). Matching is a Sinkhorn optimal transport with a dustbin row and column (as in SuperGlue): a
 detection that is worse than ``unmatched_cost`` for every track goes to the dustbin and starts a new
-tracklet, and a track that sees no detection waits up to ``max_missed_frames`` frames before it ends. All views are tracked together:
-the loop runs over frames only, every view of a frame in one batched transport problem.
+tracklet, and a track that sees no detection waits up to ``max_missed_frames`` frames before it ends.
+All views are tracked together: the loop runs over frames only, every view of a frame in one batched
+transport problem.
 """
 
 from __future__ import annotations
