@@ -441,13 +441,23 @@ def triangulate_rays_robust(
     view_index = np.arange(n_views)
     points = triangulate_rays(origins, directions, np.where(active, weights, 0.0))
     for _ in range(n_views):
-        dists = point_ray_distances(points, origins, directions)
-        dists = np.where(active, dists, -np.inf)
-        worst = np.argmax(dists, axis=-1)
-        worst_dist = np.take_along_axis(dists, worst[..., None], axis=-1)[..., 0]
+        dists = np.where(active, point_ray_distances(points, origins, directions), -np.inf)
+        worst_dist = dists.max(axis=-1)
         drop = np.isfinite(points).all(axis=-1) & (worst_dist > threshold) & (active.sum(axis=-1) > min_views)
         if not drop.any():
             break
+        # An outlier pulls the joint fit towards itself, so the largest residual can sit on a good view:
+        # drop the view whose removal leaves the smallest worst residual (leave-one-out, batched).
+        loo_active = active[..., None, :] & ~np.eye(n_views, dtype=bool)  # (..., candidate, V)
+        loo_points = triangulate_rays(
+            origins[..., None, :, :],
+            directions[..., None, :, :],
+            np.where(loo_active, weights[..., None, :], 0.0),
+        )
+        loo_dists = point_ray_distances(loo_points, origins[..., None, :, :], directions[..., None, :, :])
+        loo_worst = np.where(loo_active, loo_dists, -np.inf).max(axis=-1)
+        loo_worst = np.where(active & np.isfinite(loo_points).all(axis=-1), loo_worst, np.inf)
+        worst = np.argmin(loo_worst, axis=-1)
         active = active & ~(drop[..., None] & (view_index == worst[..., None]))
         points = triangulate_rays(origins, directions, np.where(active, weights, 0.0))
     return points, active

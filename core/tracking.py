@@ -145,7 +145,7 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
         det_log_depth[det_view, slot] = log_depth[start:end]
 
         gap = frame - state.last_frame
-        state.alive &= gap <= config.max_missed_frames
+        state.alive &= gap - 1 <= config.max_missed_frames  # frames missed since the last detection
         predicted = state.pelvis + state.velocity * gap[..., None]
         position_cost = (
             np.linalg.norm(predicted[:, :, None] - det_pelvis[:, None], axis=-1) / state.height[..., None]
