@@ -131,33 +131,32 @@ def adjust_scale(
     config: ScaleConfig,
 ) -> tuple[tuple[PersonTrack, ...], CameraRig, ScaleEstimate]:
     """Estimate and apply the scene scale correction; returns scaled persons, cameras and the estimate."""
-    ratios, obs = head_pelvis_ratios(
-        persons, observations, person_of_observation, cameras, num_frames, config.min_pixel_length
-    )
-    _, inlier = robust_mean(ratios, config.outlier_threshold)
-    first = (ratios, obs, inlier)
-    total = 1.0
+
+    def measure(persons, cameras):
+        return head_pelvis_ratios(
+            persons, observations, person_of_observation, cameras, num_frames, config.min_pixel_length
+        )
+
+    first_ratios, first_obs = measure(persons, cameras)
+    first_mean, first_inlier = robust_mean(first_ratios, config.outlier_threshold)
+    total = config.fixed_factor if config.mode == "fixed" else 1.0
     if config.mode == "fixed":
-        total = config.fixed_factor
+        persons, cameras = scale_persons(persons, total), cameras.scaled(total)
     elif config.mode == "auto":
-        for _ in range(config.iterations):
-            factor, _ = robust_mean(ratios, config.outlier_threshold)
+        factor = first_mean
+        for round_ in range(config.iterations):
+            if round_:
+                factor, _ = robust_mean(measure(persons, cameras)[0], config.outlier_threshold)
             if not np.isfinite(factor):
                 break
             total *= factor
             persons, cameras = scale_persons(persons, factor), cameras.scaled(factor)
-            ratios, obs = head_pelvis_ratios(
-                persons, observations, person_of_observation, cameras, num_frames, config.min_pixel_length
-            )
-    if config.mode == "fixed":
-        persons, cameras = scale_persons(persons, total), cameras.scaled(total)
-    ratios, obs, inlier = first
     estimate = ScaleEstimate(
         factor=total,
-        samples=ratios,
-        person=person_of_observation[obs],
-        frame=observations.frame[obs],
-        view=observations.view[obs],
-        inlier=inlier,
+        samples=first_ratios,
+        person=person_of_observation[first_obs],
+        frame=observations.frame[first_obs],
+        view=observations.view[first_obs],
+        inlier=first_inlier,
     )
     return persons, cameras, estimate

@@ -210,14 +210,14 @@ class Assignment:
         self, tracklet: Int[np.ndarray, " N"], frame: Int[np.ndarray, " N"]
     ) -> Int[np.ndarray, " N"]:
         """Person of each (tracklet, frame); -1 where no piece covers it. Vectorised lookup."""
+        if len(self) == 0:
+            return np.full(tracklet.shape, -1, dtype=np.int64)
         order = np.lexsort((self.frame_start, self.tracklet))
         keys = self.tracklet[order] * (1 << 32) + self.frame_start[order]
         query = tracklet.astype(np.int64) * (1 << 32) + frame
-        row = np.searchsorted(keys, query, side="right") - 1
+        row = np.searchsorted(keys, query, side="right") - 1  # last piece starting at or before the query
         row_ok = row >= 0
-        row = np.clip(row, 0, max(len(self) - 1, 0))
-        if len(self) == 0:
-            return np.full(tracklet.shape, -1, dtype=np.int64)
+        row = np.maximum(row, 0)
         hit = (
             row_ok
             & (tracklet >= 0)

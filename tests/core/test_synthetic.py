@@ -3,19 +3,7 @@ import numpy as np
 from core.geometry import project_points
 from core.skeleton import HEAD, PELVIS
 from core.synthetic import SyntheticConfig, make_scene
-
-EXACT = dict(
-    keypoint_noise_px=0.0,
-    depth_noise=0.0,
-    depth_bias=0.0,
-    pose_noise_rad=0.0,
-    pose_bias_rad=0.0,
-    orient_noise_rad=0.0,
-    shape_noise=0.0,
-    miss_rate=0.0,
-    false_positive_rate=0.0,
-    occlusion=False,
-)
+from tests.core.scenes import EXACT
 
 
 def test_same_seed_same_scene():
