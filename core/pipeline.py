@@ -15,6 +15,7 @@ import numpy as np
 
 from core.association import associate
 from core.config import ReconstructionConfig
+from core.errors import InputError
 from core.fusion import PersonCells, fuse, reprojection_residuals
 from core.reconstruction import Reconstruction
 from core.scale import adjust_scale, monocular_scale
@@ -37,10 +38,6 @@ _ESSENTIAL = (
     "canonical_pose",
     "embedding",
 )
-
-
-class InputError(ValueError):
-    """Input the engine cannot work with, explained for the person who gave it."""
 
 
 def validate_observations(

@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from core.errors import InputError
 from core.evaluation import evaluate
-from core.pipeline import InputError, reconstruct_from_observations
+from core.pipeline import reconstruct_from_observations
 from core.synthetic import SyntheticConfig, make_scene
 
 

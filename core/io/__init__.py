@@ -1,0 +1,1 @@
+"""Readers and writers of what users bring: video clips and camera calibrations."""

@@ -1,0 +1,1 @@
+"""Per-view perception: people in each frame of each clip, as engine observations."""
