@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from core.association import AssociationConfig
 from core.fusion import FusionConfig
+from core.perception.config import BlazePoseConfig
 from core.scale import ScaleConfig
+from core.scene.ground import GroundConfig
 from core.tracking import TrackingConfig
 
 
@@ -14,7 +16,9 @@ from core.tracking import TrackingConfig
 class ReconstructionConfig:
     """Settings of every test-time stage; saved with each reconstruction."""
 
+    perception: BlazePoseConfig = field(default_factory=BlazePoseConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    ground: GroundConfig = field(default_factory=GroundConfig)

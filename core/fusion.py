@@ -6,6 +6,11 @@ View-dependent ones are first mapped to the world frame: the global orientation 
 rotation, then quaternion-averaged; the position by triangulating the views' pelvis rays with robust
 rejection of an outlier view (or, for the paper's "average only" ablation, by averaging the views'
 monocular position estimates). A person seen by a single view keeps its monocular position.
+
+Observations without a body model (``shape_model == "none"``, e.g. BlazePose's landmarks) get their 3D
+joints by triangulating every named keypoint over the views that see it confidently, with the same
+robust rejection; a keypoint seen confidently by fewer than two views is placed on its best view's ray
+at the depth of the person's pelvis.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ class FusionConfig:
     """Position by pelvis-ray triangulation (True) or by averaging monocular estimates (False: ablation)."""
     outlier_distance: float = 0.3
     """Reject a view whose pelvis ray passes farther than this from the triangulated point (scene units)."""
+    keypoint_outlier_distance: float = 0.1
+    """The same for keypoint rays when joints are triangulated (scene units)."""
+    min_keypoint_confidence: float = 0.5
+    """Keypoints less confident than this take no part in triangulation or in reprojection errors."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,12 @@ def fuse(
         ok = np.isfinite(triangulated).all(axis=-1)
         transl = np.where(ok[:, None], triangulated, transl)
 
-    joints = forward_kinematics(global_orient, body_pose, shape[p_idx], transl)
+    if observations.shape_model == "none":
+        joint_names = (*observations.keypoint_names, "head", "pelvis")
+        joints = _triangulate_keypoints(used_obs, cell_row, weight, transl, cameras, config)
+    else:
+        joint_names = JOINT_NAMES
+        joints = forward_kinematics(global_orient, body_pose, shape[p_idx], transl)
     confidence = weight.sum(axis=1) / np.maximum(seen.sum(axis=1), 1)
     empty_residuals = np.full(seen.shape, np.nan)
     bounds = np.searchsorted(p_idx, person_ids, side="left"), np.searchsorted(p_idx, person_ids, side="right")
@@ -133,11 +147,45 @@ def fuse(
             confidence=confidence[a:b],
             views=inlier[a:b],
             shape_model=observations.shape_model,
-            joint_names=JOINT_NAMES,
+            joint_names=joint_names,
         )
         for pid, a, b in zip(person_ids, *bounds, strict=True)
         if b > a
     )
+
+
+def _triangulate_keypoints(
+    used_obs: Observations,
+    cell_row: Int[np.ndarray, "C V"],
+    weight: Float[np.ndarray, "C V"],
+    transl: Float[np.ndarray, "C 3"],
+    cameras: CameraRig,
+    config: FusionConfig,
+) -> Float[np.ndarray, "C K+2 3"]:
+    """World joints of every cell: the keypoints, the head point and the pelvis (``transl``)."""
+    points = np.concatenate([used_obs.keypoints2d, used_obs.head2d[:, None]], axis=1)  # (M, K+1, 2)
+    confidence = np.concatenate([used_obs.keypoint_confidence, np.ones((len(used_obs), 1))], axis=1)
+    view = used_obs.view
+    origins, directions = pixel_rays(
+        points, cameras.K[view], cameras.dist[view], cameras.R[view], cameras.t[view]
+    )
+    origins, directions = origins[cell_row].swapaxes(1, 2), directions[cell_row].swapaxes(1, 2)  # (C,K+1,V,3)
+    confidence = confidence[cell_row].swapaxes(1, 2)  # (C, K+1, V)
+    ray_weight = weight[:, None, :] * np.where(confidence >= config.min_keypoint_confidence, confidence, 0.0)
+    joints, _ = triangulate_rays_robust(
+        origins, directions, ray_weight, threshold=config.keypoint_outlier_distance
+    )
+    # Fallback: the most confident view's ray, at the depth of the pelvis in that view.
+    best = np.argmax(weight[:, None, :] * (confidence + 1e-6), axis=-1)  # (C, K+1)
+    best_view = view[np.take_along_axis(cell_row, best.reshape(len(best), -1), axis=1)]  # (C, K+1)
+    R, t = cameras.R[best_view], cameras.t[best_view]
+    pelvis_depth = np.einsum("ckij,cj->cki", R, transl)[..., 2] + t[..., 2]
+    origin = np.take_along_axis(origins, best[..., None, None], axis=2)[:, :, 0]
+    direction = np.take_along_axis(directions, best[..., None, None], axis=2)[:, :, 0]
+    along = pelvis_depth / np.einsum("cki,cki->ck", R[..., 2, :], direction)
+    fallback = origin + along[..., None] * direction
+    joints = np.where(np.isfinite(joints).all(axis=-1, keepdims=True), joints, fallback)
+    return np.concatenate([joints, transl[:, None]], axis=1)
 
 
 def _person_shapes(observations: Observations, cells, num_persons: int) -> Float[np.ndarray, "P B"]:
@@ -150,12 +198,16 @@ def _person_shapes(observations: Observations, cells, num_persons: int) -> Float
 
 
 def reprojection_residuals(
-    track: PersonTrack, observations: Observations, cells: Int[np.ndarray, "T V"], cameras: CameraRig
+    track: PersonTrack,
+    observations: Observations,
+    cells: Int[np.ndarray, "T V"],
+    cameras: CameraRig,
+    min_confidence: float = 0.0,
 ) -> Float[np.ndarray, "F V"]:
     """Mean pixel distance between the track's projected joints and each view's 2D keypoints.
 
-    Keypoints are matched to joints by name; keypoints of zero confidence are ignored. NaN where a view
-    did not see the person.
+    Keypoints are matched to joints by name; keypoints whose confidence is not above ``min_confidence``
+    are ignored. NaN where a view did not see the person.
     """
     names = {name: j for j, name in enumerate(track.joint_names)}
     pairs = [(k, names[n]) for k, n in enumerate(observations.keypoint_names) if n in names]
@@ -170,7 +222,7 @@ def reprojection_residuals(
         track.joints[:, None, joint_index], cameras.K, cameras.dist, cameras.R, cameras.t
     )  # (F, V, J', 2)
     detected = observations.keypoints2d[safe][:, :, kp_index]
-    confident = observations.keypoint_confidence[safe][:, :, kp_index] > 0
+    confident = observations.keypoint_confidence[safe][:, :, kp_index] > min_confidence
     error = np.linalg.norm(projected - detected, axis=-1)
     with np.errstate(invalid="ignore"):
         mean = np.where(confident, error, 0.0).sum(-1) / confident.sum(-1)

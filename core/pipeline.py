@@ -100,7 +100,12 @@ def fuse_and_scale(
     num_persons = int(person.max()) + 1 if person.size else 0
     cells = PersonCells.build(observations, person, num_persons, num_frames, len(cameras)).index
     persons = tuple(
-        replace(p, residuals_px=reprojection_residuals(p, observations, cells[p.person_id], cameras))
+        replace(
+            p,
+            residuals_px=reprojection_residuals(
+                p, observations, cells[p.person_id], cameras, config.fusion.min_keypoint_confidence
+            ),
+        )
         for p in persons
     )
     diagnostics = Diagnostics(

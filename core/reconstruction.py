@@ -16,7 +16,7 @@ from core.config import ReconstructionConfig
 from core.serialization import from_tree, to_tree
 from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever a saved field changes meaning; loading another version is refused."""
 _METADATA = "reconstruction.json"
 _ARRAYS = "arrays.npz"
@@ -41,6 +41,14 @@ class Reconstruction:
     num_frames: int
     points: Float[np.ndarray, "N 3"] = field(default_factory=lambda: np.zeros((0, 3)))
     point_colors: UInt8[np.ndarray, "N 3"] = field(default_factory=lambda: np.zeros((0, 3), dtype=np.uint8))
+    ground: Float[np.ndarray, 4] = field(default_factory=lambda: np.full(4, np.nan))
+    """Floor plane (n, d) with n · x + d = 0 and unit n pointing up; NaN when none was fitted."""
+    clips: tuple[str, ...] = ()
+    """The video file of each view, when the reconstruction came from videos."""
+    first_frame: int = 0
+    """Clip frame number of reconstruction frame 0."""
+    frame_step: int = 1
+    """Clip frames between consecutive reconstruction frames (``fps`` is already divided by it)."""
     format_version: int = FORMAT_VERSION
 
     def save(self, directory: Path) -> None:

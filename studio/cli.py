@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
+from core.config import ReconstructionConfig
+from core.errors import InputError
 from core.evaluation import evaluate
+from core.io.video import FrameRange
 from core.pipeline import reconstruct_from_observations
+from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.synthetic import SyntheticConfig, make_scene
+from studio.assets import install_examples, install_models
 from studio.bench import format_table, run_bench
+from studio.export import export_joints_json
+from studio.progress import StageBars
+from studio.summary import format_summary, summarize
 
 
 def bench(
@@ -69,6 +79,86 @@ def demo(out: Path = Path("runs/demo"), seed: int = 0, scale_error: float = 0.8)
         print(f"  {stage + ' s':<{width}}  {seconds:.3f}")
 
 
+_DEFAULT_CONFIG = ReconstructionConfig()
+
+
+def reconstruct(
+    videos: list[Path],
+    calibration: Path,
+    out: Path,
+    frames: str = "::",
+    device: Literal["cpu", "cuda"] = "cpu",
+    config: ReconstructionConfig = _DEFAULT_CONFIG,
+) -> None:
+    """Reconstruct the people in synchronized, calibrated clips and save the result to OUT.
+
+    Args:
+        videos: One clip per camera, in the calibration's camera order.
+        calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text.
+        out: Directory the reconstruction is written to.
+        frames: Frame range START:STOP:STEP of the clips (Python slice syntax).
+        device: Where torch-based backends run; the embedded detector and engine run on the CPU.
+        config: Settings of every stage.
+    """
+    from core.device import resolve_device
+    from core.video_pipeline import VIDEO_STAGES, reconstruct_from_videos
+
+    resolve_device(device)
+    with StageBars(VIDEO_STAGES) as bars:
+        reconstruction = reconstruct_from_videos(
+            videos, calibration, FrameRange.parse(frames), config, progress=bars.update
+        )
+    reconstruction.save(out)
+    print(f"reconstruction written to {out}")
+    print(format_summary(summarize(reconstruction)))
+
+
+def summary(directory: Path, json: bool = False) -> None:
+    """Persons, frame spans, reprojection errors, scale factor and seconds per stage of a saved run.
+
+    Args:
+        directory: A directory written by `reconstruct` or `demo`.
+        json: Print one JSON object instead of text.
+    """
+    result = summarize(Reconstruction.load(directory))
+    print(jsonlib.dumps(result, indent=1) if json else format_summary(result))
+
+
+def export(directory: Path, out: Path, format: Literal["joints-json"] = "joints-json") -> None:
+    """Write a saved reconstruction in a format other tools read.
+
+    Args:
+        directory: A directory written by `reconstruct` or `demo`.
+        out: The file to write.
+        format: joints-json: {person_id: {frame: {joint: [x, y, z]}}} in world metres.
+    """
+    export_joints_json(Reconstruction.load(directory), out)
+    print(f"{format} written to {out}")
+
+
+def assets(examples: bool = True) -> None:
+    """Download, once, what the studio needs at run time: BlazePose's models and the example clips.
+
+    Args:
+        examples: Also install the Pose2Sim demo scenes.
+    """
+    print(f"models in {install_models()}")
+    if examples:
+        print(f"examples in {install_examples()}")
+
+
 def main(args: Sequence[str] | None = None) -> None:
-    """Dispatch ``python -m studio <command>``."""
-    tyro.extras.subcommand_cli_from_dict({"bench": bench, "demo": demo}, args=args)
+    """Dispatch ``python -m studio <command>``; input errors end with their message, not a traceback."""
+    commands = {
+        "bench": bench,
+        "demo": demo,
+        "reconstruct": reconstruct,
+        "summary": summary,
+        "export": export,
+        "assets": assets,
+    }
+    try:
+        tyro.extras.subcommand_cli_from_dict(commands, args=args)
+    except (InputError, ReconstructionFormatError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,34 @@
+"""Settings of the embedded detector, kept apart from the models so that configs import nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How people are found in a frame."""
+
+    min_score: float = 0.5
+    """Detections below this confidence are discarded."""
+    nms_iou: float = 0.3
+    """Body boxes overlapping more than this are one person (merged, score-weighted)."""
+    tile_overlap: float = 0.5
+    """Overlap of consecutive square tiles along the frame's long side."""
+
+
+@dataclass(frozen=True)
+class BlazePoseConfig:
+    """How people are found and kept in each view."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    min_presence: float = 0.5
+    """People whose landmark model presence is below this are dropped."""
+    region_scale: float = 1.25
+    """A person's crop is the full-body circle's square enlarged by this factor."""
+    duplicate_distance: float = 0.1
+    """Two results whose landmarks are on average closer than this fraction of the body height are one."""
+    max_people: int = 12
+    """At most this many people per view and frame (the most confident)."""
+    threads: int = 2
+    """LiteRT threads per model."""

@@ -1,0 +1,146 @@
+"""BlazePose's person detector run over a whole frame and overlapping square tiles.
+
+The detector sees a 224×224 square. A portrait 1088×1920 frame squeezed into it leaves far people a few
+pixels tall, so the frame is also cut into overlapping squares along its long side; all windows go
+through the model as one batch and their detections are merged by weighted non-maximum suppression.
+Each detection carries four keypoints: hip centre, a point fixing the full-body circle (size and
+rotation), shoulder centre and a point fixing the upper-body circle. Its box output is not used: in this
+model version it is a constant-size square, so people are compared by their full-body circles instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from jaxtyping import Float
+
+from core.perception.anchors import DETECTOR_INPUT_SIZE, ssd_anchor_grids
+from core.perception.config import DetectorConfig
+from core.perception.tflite import TFLiteModel
+
+HIP_CENTER, BODY_SCALE_POINT = 0, 1
+
+
+@dataclass(frozen=True)
+class Detections:
+    """People found in one frame, in image pixels."""
+
+    keypoints: Float[np.ndarray, "D 4 2"]
+    score: Float[np.ndarray, " D"]
+
+    def __len__(self) -> int:
+        return int(self.score.shape[0])
+
+    @property
+    def body_box(self) -> Float[np.ndarray, "D 4"]:
+        """x0, y0, x1, y1 of the square around the full-body circle."""
+        center = self.keypoints[:, HIP_CENTER]
+        radius = np.linalg.norm(self.keypoints[:, BODY_SCALE_POINT] - center, axis=-1)[:, None]
+        return np.concatenate([center - radius, center + radius], axis=1)
+
+
+def square_windows(width: int, height: int, overlap: float) -> Float[np.ndarray, "W 3"]:
+    """(x0, y0, side) of the whole frame letterboxed to a square, then of overlapping tiles of side
+    min(width, height) along the long side (none for a square frame)."""
+    long_side, short_side = max(width, height), min(width, height)
+    windows = [((width - long_side) / 2, (height - long_side) / 2, long_side)]
+    if long_side > short_side:
+        count = int(np.ceil((long_side - short_side) / (short_side * (1 - overlap)))) + 1
+        offsets = np.linspace(0, long_side - short_side, count)
+        windows += [(o, 0, short_side) if width > height else (0, o, short_side) for o in offsets]
+    return np.array(windows, dtype=np.float64)
+
+
+def window_batch(image: np.ndarray, windows: Float[np.ndarray, "W 3"], size: int) -> np.ndarray:
+    """The windows of an RGB uint8 image resampled (area filter) to size×size, zero outside the image."""
+    height, width = image.shape[:2]
+    batch = np.zeros((len(windows), size, size, 3), dtype=np.uint8)
+    for i, (x0, y0, side) in enumerate(windows):
+        scale = size / side
+        ix0, iy0 = max(int(round(x0)), 0), max(int(round(y0)), 0)
+        ix1, iy1 = min(int(round(x0 + side)), width), min(int(round(y0 + side)), height)
+        ox, oy = int(round((ix0 - x0) * scale)), int(round((iy0 - y0) * scale))
+        w = min(int(round((ix1 - ix0) * scale)), size - ox)
+        h = min(int(round((iy1 - iy0) * scale)), size - oy)
+        batch[i, oy : oy + h, ox : ox + w] = cv2.resize(
+            image[iy0:iy1, ix0:ix1], (w, h), interpolation=cv2.INTER_AREA
+        )
+    return batch
+
+
+def unfold_batch(output: np.ndarray, batch: int, grid_sizes: list[int]) -> np.ndarray:
+    """(B, A, C) from a batched run's output, which lays rows out grid by grid, each batch-major."""
+    flat = output.reshape(-1, output.shape[-1])
+    bounds = np.cumsum([0] + [batch * n for n in grid_sizes])
+    return np.concatenate(
+        [flat[a:b].reshape(batch, -1, flat.shape[-1]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+        axis=1,
+    )
+
+
+def decode(
+    raw: Float[np.ndarray, "W A 12"],
+    logits: Float[np.ndarray, "W A 1"],
+    windows: Float[np.ndarray, "W 3"],
+    anchors: Float[np.ndarray, "A 2"],
+    min_score: float,
+) -> Detections:
+    """Keypoint regressions relative to anchors → image pixels, for scores above ``min_score``."""
+    score = 1.0 / (1.0 + np.exp(-np.clip(logits[..., 0], -80.0, 80.0)))
+    w_idx, a_idx = np.nonzero(score > min_score)
+    offsets = raw[w_idx, a_idx, 4:12].reshape(-1, 4, 2) / DETECTOR_INPUT_SIZE
+    points = offsets + anchors[a_idx, None]  # window-normalised
+    origin, side = windows[w_idx, None, :2], windows[w_idx, 2, None, None]
+    return Detections(keypoints=points * side + origin, score=score[w_idx, a_idx])
+
+
+def box_iou(a: Float[np.ndarray, "M 4"], b: Float[np.ndarray, "N 4"]) -> Float[np.ndarray, "M N"]:
+    """Intersection over union of every pair of boxes."""
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=-1)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=-1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-12)
+
+
+def weighted_nms(detections: Detections, iou_threshold: float) -> Detections:
+    """Cluster detections whose body boxes overlap the best remaining one; each cluster becomes its
+    score-weighted mean with the best score (MediaPipe's "weighted" suppression: smoother than hard NMS)."""
+    order = np.argsort(-detections.score)
+    box = detections.body_box
+    overlap = box_iou(box, box) > iou_threshold
+    remaining = np.ones(len(detections), dtype=bool)
+    points, scores = [], []
+    for best in order:  # one iteration per person found, not per candidate
+        if not remaining[best]:
+            continue
+        cluster = remaining & overlap[best]
+        remaining &= ~cluster
+        weight = detections.score[cluster] / detections.score[cluster].sum()
+        points.append(np.einsum("c,ckd->kd", weight, detections.keypoints[cluster]))
+        scores.append(detections.score[best])
+    if not scores:
+        return Detections(np.zeros((0, 4, 2)), np.zeros(0))
+    return Detections(np.array(points), np.array(scores))
+
+
+class PoseDetector:
+    """BlazePose's detector over a frame's windows, batched in one model call."""
+
+    def __init__(self, model: TFLiteModel, config: DetectorConfig):
+        self._model = model
+        self._config = config
+        grids = ssd_anchor_grids()
+        self._grid_sizes = [len(g) for g in grids]
+        self._anchors = np.concatenate(grids)
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        height, width = image.shape[:2]
+        windows = square_windows(width, height, self._config.tile_overlap)
+        batch = window_batch(image, windows, DETECTOR_INPUT_SIZE).astype(np.float32) / 127.5 - 1.0
+        raw, logits = (unfold_batch(o, len(windows), self._grid_sizes) for o in self._model(batch))
+        candidates = decode(raw, logits, windows, self._anchors, self._config.min_score)
+        return weighted_nms(candidates, self._config.nms_iou)

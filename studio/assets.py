@@ -1,0 +1,81 @@
+"""Set-up time downloads (``python -m studio assets``): nothing is fetched while the studio runs.
+
+The embedded detector's two TFLite models ship inside the ``mediapipe`` wheel and the real example
+clips inside the ``pose2sim`` wheel. pip downloads each wheel (without installing it or its
+dependencies) and the files needed are extracted into the cache folder, once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from core.errors import InputError
+from core.perception.blazepose import DETECTOR_FILE, LANDMARK_FILE, model_directory
+
+MEDIAPIPE_WHEEL = "mediapipe==0.10.21"
+POSE2SIM_WHEEL = "pose2sim==0.10.49"
+_MODEL_MEMBERS = {
+    DETECTOR_FILE: f"mediapipe/modules/pose_detection/{DETECTOR_FILE}",
+    LANDMARK_FILE: f"mediapipe/modules/pose_landmark/{LANDMARK_FILE}",
+}
+EXAMPLES = ("Demo_MultiPerson", "Demo_SinglePerson")
+
+
+def examples_directory() -> Path:
+    """Where the Pose2Sim demo scenes are extracted (beside the models)."""
+    return model_directory().parent / "examples"
+
+
+def _download_wheel(requirement: str, into: Path) -> Path:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into), requirement]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(into.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise InputError(f"could not download {requirement} with pip: {result.stderr.strip()[-500:]}")
+    return wheels[0]
+
+
+def install_models() -> Path:
+    """The two BlazePose models in the model folder (downloaded only if missing)."""
+    target = model_directory()
+    if all((target / name).is_file() for name in _MODEL_MEMBERS):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        with zipfile.ZipFile(_download_wheel(MEDIAPIPE_WHEEL, Path(scratch))) as wheel:
+            for name, member in _MODEL_MEMBERS.items():
+                with wheel.open(member) as source, open(target / f".{name}.part", "wb") as copy:
+                    shutil.copyfileobj(source, copy)
+                (target / f".{name}.part").replace(target / name)
+    return target
+
+
+def install_examples() -> Path:
+    """The Pose2Sim demo scenes (videos and calibration) in the examples folder, if missing."""
+    target = examples_directory()
+    if all((target / name / "calibration").is_dir() for name in EXAMPLES):
+        return target
+    with tempfile.TemporaryDirectory() as scratch:
+        with zipfile.ZipFile(_download_wheel(POSE2SIM_WHEEL, Path(scratch))) as wheel:
+            for name in EXAMPLES:
+                prefix = f"Pose2Sim/{name}/"
+                members = [
+                    m
+                    for m in wheel.namelist()
+                    if m.startswith(prefix) and m.split("/")[2] in ("videos", "calibration", "Config.toml")
+                ]
+                staging = Path(scratch) / name
+                for member in members:
+                    destination = staging / member[len(prefix) :]
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    with wheel.open(member) as source, open(destination, "wb") as copy:
+                        shutil.copyfileobj(source, copy)
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(target / name, ignore_errors=True)
+                shutil.move(staging, target / name)
+    return target

@@ -1,0 +1,66 @@
+"""What a finished reconstruction holds, in a few numbers per person (``python -m studio summary``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.reconstruction import Reconstruction
+
+
+def clip_frame_numbers(reconstruction: Reconstruction, frames: np.ndarray) -> np.ndarray:
+    """Reconstruction frame indices → frame numbers of the source clips."""
+    return reconstruction.first_frame + frames * reconstruction.frame_step
+
+
+def summarize(reconstruction: Reconstruction) -> dict:
+    """Persons with their clip frame spans and reprojection errors, the scale factor, seconds per stage."""
+    names = reconstruction.cameras.names
+    persons = []
+    for person in reconstruction.persons:
+        frames = clip_frame_numbers(reconstruction, person.frames)
+        residuals = person.residuals_px
+        seen = np.isfinite(residuals)
+        per_view = {
+            names[v]: round(float(np.mean(residuals[seen[:, v], v])), 2)
+            for v in range(residuals.shape[1])
+            if seen[:, v].any()
+        }
+        persons.append(
+            {
+                "person_id": person.person_id,
+                "first_frame": int(frames[0]),
+                "last_frame": int(frames[-1]),
+                "frames": int(frames.shape[0]),
+                "reprojection_error_px": round(float(np.mean(residuals[seen])), 2) if seen.any() else None,
+                "reprojection_error_px_per_view": per_view,
+            }
+        )
+    diagnostics = reconstruction.diagnostics
+    return {
+        "persons": len(persons),
+        "person": persons,
+        "frames": reconstruction.num_frames,
+        "fps": reconstruction.fps,
+        "scale_factor": diagnostics.scale_factor,
+        "stage_seconds": {stage: round(s, 3) for stage, s in diagnostics.stage_seconds.items()},
+        "total_seconds": round(sum(diagnostics.stage_seconds.values()), 3),
+        "messages": list(diagnostics.messages),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as lines for a terminal."""
+    lines = [f"{summary['persons']} persons over {summary['frames']} frames at {summary['fps']:g} fps"]
+    for p in summary["person"]:
+        error = p["reprojection_error_px"]
+        lines.append(
+            f"  person {p['person_id']}: frames {p['first_frame']}–{p['last_frame']} ({p['frames']}), "
+            f"reprojection {'n/a' if error is None else f'{error:.2f} px'}"
+        )
+    lines.append(f"scale factor {summary['scale_factor']:.4f}")
+    lines.append(
+        "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())
+        + f" (total {summary['total_seconds']:.2f})"
+    )
+    lines += [f"note: {m}" for m in summary["messages"]]
+    return "\n".join(lines)
