@@ -37,12 +37,12 @@ import numpy as np
 import tyro
 from jaxtyping import Float, Int
 from scipy.optimize import linear_sum_assignment
-from scipy.spatial.transform import Rotation
 
 from core.geometry import project_points
+from core.io.calibration import write_calibration
 from core.keypoints import BLAZEPOSE_NAMES
 from core.reconstruction import Reconstruction
-from core.types import CameraRig, Observations
+from core.types import Observations
 
 OUR_ASSOCIATION_STAGES = ("association", "tracking", "fusion", "scale")
 """Our stages that do what Pose2Sim's association + triangulation do (the timed comparison)."""
@@ -116,26 +116,6 @@ class Pose2SimRun:
     """Pose2Sim's own timing and reprojection-error lines from its ``logs.txt``."""
 
 
-def write_calibration_toml(cameras: CameraRig, path: Path) -> None:
-    """Write a rig in Pose2Sim's ``Calib.toml`` layout: per camera size, K, (k1, k2, p1, p2), rvec, t.
-
-    Rotation is the world→camera Rodrigues vector, translation world→camera in metres, like ours.
-    """
-    sections = []
-    for camera in cameras.cameras:
-        K = [[float(v) for v in row] for row in camera.K]
-        distortions = [float(v) for v in camera.dist[:4]]
-        rotation = [float(v) for v in Rotation.from_matrix(camera.R).as_rotvec()]
-        translation = [float(v) for v in camera.t]
-        name = json.dumps(camera.name)  # a quoted TOML key and string, whatever the name holds
-        sections.append(
-            f"[{name}]\nname = {name}\nsize = [{camera.width}, {camera.height}]\nmatrix = {K}\n"
-            f"distortions = {distortions}\nrotation = {rotation}\ntranslation = {translation}\n"
-            "fisheye = false\n"
-        )
-    path.write_text("\n".join(sections) + "\n[metadata]\nadjusted = false\nerror = 0.0\n")
-
-
 def write_openpose_json(observations: Observations, num_views: int, num_frames: int, pose_dir: Path) -> None:
     """Write every detection as OpenPose JSON, one folder per view and one file per frame.
 
@@ -198,7 +178,7 @@ def run_pose2sim(
     if project.exists():
         shutil.rmtree(project)
     (project / "calibration").mkdir(parents=True)
-    write_calibration_toml(reconstruction.cameras, project / "calibration" / "Calib.toml")
+    write_calibration(reconstruction.cameras, project / "calibration" / "Calib.toml")
     num_views = len(reconstruction.cameras)
     write_openpose_json(observations, num_views, reconstruction.num_frames, project / "pose")
 
