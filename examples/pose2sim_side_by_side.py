@@ -44,11 +44,14 @@ from core.keypoints import BLAZEPOSE_NAMES
 from core.reconstruction import Reconstruction
 from core.types import Observations
 
-OUR_ASSOCIATION_STAGES = ("association", "tracking", "fusion", "scale")
+OUR_ASSOCIATION_STAGES = ("tracking", "association", "refinement", "fusion", "scale")
 """Our stages that do what Pose2Sim's association + triangulation do (the timed comparison)."""
 
 MIN_CONFIDENCE = 0.5
 """Detected keypoints less confident than this are left out of reprojection errors (our fusion's cut)."""
+
+INLIER_PX = 15.0
+"""Keypoint errors above this are outliers in the inlier-only error (Pose2Sim's and our fusion's cut)."""
 
 POSE2SIM_OVERRIDES = {
     "project": {"multi_person": True},
@@ -288,11 +291,13 @@ def detection_errors_px(
     rows: Int[np.ndarray, " M"],
     reconstruction: Reconstruction,
     landmarks: tuple[str, ...],
+    max_error_px: float = np.inf,
 ) -> Float[np.ndarray, " M"]:
     """Mean pixel distance between each skeleton's projection and its detection (observation ``rows``).
 
     Counts the ``landmarks`` (names of both the skeleton and the detection layout) where the detection
-    is at least ``MIN_CONFIDENCE`` sure and the 3D joint is finite; NaN where none counts.
+    is at least ``MIN_CONFIDENCE`` sure, the 3D joint is finite and the distance is at most
+    ``max_error_px``; NaN where none counts.
     """
     observations, cameras = reconstruction.observations, reconstruction.cameras
     joint = [names.index(name) for name in landmarks]
@@ -304,19 +309,24 @@ def detection_errors_px(
     detected = observations.keypoints2d[rows][:, keypoint]
     confident = observations.keypoint_confidence[rows][:, keypoint] >= MIN_CONFIDENCE
     valid = confident & np.isfinite(pixels).all(-1) & np.isfinite(detected).all(-1)
-    distance = np.where(valid, np.linalg.norm(np.nan_to_num(pixels - detected), axis=-1), 0.0)
+    distance = np.linalg.norm(np.nan_to_num(pixels - detected), axis=-1)
+    valid &= distance <= max_error_px
+    distance = np.where(valid, distance, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return distance.sum(-1) / valid.sum(-1)
 
 
 def mean_reprojection_px(
-    skeletons: Skeletons, person: int, reconstruction: Reconstruction, landmarks: tuple[str, ...]
+    skeletons: Skeletons,
+    person: int,
+    reconstruction: Reconstruction,
+    landmarks: tuple[str, ...],
+    max_error_px: float = np.inf,
 ) -> float:
     """A person's reprojection error: the mean of :func:`detection_errors_px` over its detections."""
     rows, index = skeletons.detections[person], skeletons.detection_index[person]
-    errors = detection_errors_px(
-        skeletons.joints[person][index], skeletons.names, rows, reconstruction, landmarks
-    )
+    joints = skeletons.joints[person][index]
+    errors = detection_errors_px(joints, skeletons.names, rows, reconstruction, landmarks, max_error_px)
     return float(np.nanmean(errors)) if np.isfinite(errors).any() else float("nan")
 
 
@@ -357,34 +367,37 @@ def print_table(reconstruction: Reconstruction, ours: Skeletons, run: Pose2SimRu
     stages = reconstruction.diagnostics.stage_seconds
     pairs = match_persons(ours, theirs)
 
-    def person_cells(skeletons: Skeletons, person: int | None) -> tuple[str, str]:
+    def cells(skeletons: Skeletons, person: int | None) -> list[str]:
+        """Frames, reprojection error over all keypoints and over inliers, of one side's person."""
         if person is None:
-            return "-", "-"
-        error = mean_reprojection_px(skeletons, person, reconstruction, landmarks)
-        return str(frames_reconstructed(skeletons, person)), f"{error:.1f}"
+            return ["-", "-", "-"]
+        every = mean_reprojection_px(skeletons, person, reconstruction, landmarks)
+        inliers = mean_reprojection_px(skeletons, person, reconstruction, landmarks, INLIER_PX)
+        return [str(frames_reconstructed(skeletons, person)), f"{every:.1f}", f"{inliers:.1f}"]
 
-    print(f"{'':30}{'CHROMM Studio':>15}{'Pose2Sim':>10}")
-    print(f"{'persons found':30}{len(ours.frames):>15}{len(theirs.frames):>10}")
     ours_seconds = sum(stages.get(stage, 0.0) for stage in OUR_ASSOCIATION_STAGES)
-    print(f"{'seconds, association to 3D':30}{ours_seconds:>15.2f}{sum(run.step_seconds.values()):>10.2f}")
-    print(f"{'seconds, whole run':30}{sum(stages.values()):>15.2f}{run.wall_seconds:>10.2f}")
-    print(
-        f"(ours: {' + '.join(OUR_ASSOCIATION_STAGES)}, then all stages; Pose2Sim: personAssociation"
-        " + triangulation, then its whole subprocess)\n"
-    )
-    print(f"{'person':>13}{'frames':>13}{'reprojection px':>19}{'3D distance mm':>18}")
-    print(f"{'ours':>6}{'P2S':>7}{'ours':>7}{'P2S':>6}{'ours':>10}{'P2S':>9}{'mean':>9}{'median':>9}")
+    print(f"{'':28}{'CHROMM Studio':>15}{'Pose2Sim':>10}")
+    print(f"{'persons found':28}{len(ours.frames):>15}{len(theirs.frames):>10}")
+    print(f"{'seconds, association to 3D':28}{ours_seconds:>15.2f}{sum(run.step_seconds.values()):>10.2f}")
+    print(f"{'seconds, whole run':28}{sum(stages.values()):>15.2f}{run.wall_seconds:>10.2f}")
+    print("  ours by stage: " + ", ".join(f"{stage} {s:.2f}" for stage, s in stages.items()))
+    print("  Pose2Sim: " + ", ".join(f"{step} {s:.2f}" for step, s in run.step_seconds.items()))
+    print("  (its whole run is the subprocess: interpreter start, imports, both steps)\n")
+    groups = ["frames", "px, all", f"px, <={INLIER_PX:.0f}", "3D dist. mm"]
+    print(f"{'person':>12}" + "".join(f"{group:>{15 + (k == 3)}}" for k, group in enumerate(groups)))
+    print(f"{'ours':>6}{'P2S':>6}" + f"{'ours':>9}{'P2S':>6}" * 3 + f"{'mean':>9}{'median':>7}")
     unmatched = [(p, None) for p in range(len(ours.frames)) if p not in {a for a, _ in pairs}]
     unmatched += [(None, q) for q in range(len(theirs.frames)) if q not in {b for _, b in pairs}]
     distances = []
     for p, q in pairs + unmatched:
-        (our_frames, our_error), (their_frames, their_error) = person_cells(ours, p), person_cells(theirs, q)
-        line = f"{'-' if p is None else p:>6}{'-' if q is None else q:>7}{our_frames:>7}{their_frames:>6}"
-        line += f"{our_error:>10}{their_error:>9}"
+        ours_cells, their_cells = cells(ours, p), cells(theirs, q)
+        line = f"{'-' if p is None else p:>6}{'-' if q is None else q:>6}"
+        for mine, other in zip(ours_cells, their_cells, strict=True):
+            line += f"{mine:>9}{other:>6}"
         if p is not None and q is not None:
             distance = joint_distances_m(ours, p, theirs, q) * 1000
             distances.append(distance)
-            line += f"{np.mean(distance):>9.0f}{np.median(distance):>9.0f}"
+            line += f"{np.mean(distance):>9.0f}{np.median(distance):>7.0f}"
         print(line)
     if distances:
         everything = np.concatenate(distances)
