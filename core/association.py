@@ -5,6 +5,12 @@ same person when, over the frames they share, their world-frame positions agree 
 position estimate mapped through its camera) and their canonical (root-relative, body-frame) poses agree:
 
     cost(a, b) = mean over shared frames of  w_pos · ‖X_a − X_b‖ + w_pose · rms_j ‖θ_a,j − θ_b,j‖
+                                            + w_ray · mean_k dist(ray_a,k, ray_b,k)
+
+The last term is this project's addition for calibrated rigs: the distance between the two views'
+back-projected rays of the same body keypoint (shoulders, elbows, wrists, hips, knees, ankles), which is
+near zero for the same person whatever the monocular depth error, and large otherwise except by an
+epipolar coincidence that the other keypoints and the position term break.
 
 The V-view problem is solved view by view with the Hungarian algorithm against the persons found so far
 (a person's cost to a tracklet aggregates all its member tracklets over all shared frames), then persons
@@ -21,9 +27,15 @@ import numpy as np
 from jaxtyping import Bool, Float, Int
 from scipy.optimize import linear_sum_assignment
 
+from core.geometry import pixel_rays
 from core.types import Assignment, CameraRig, Observations, Tracklets
 
 _INFEASIBLE = 1e9
+_RAY_KEYPOINTS = tuple(
+    f"{side}_{part}"
+    for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    for side in ("left", "right")
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,10 @@ class AssociationConfig:
     """w_pos: weight of the world-position distance (metres)."""
     pose_weight: float = 0.2
     """w_pose: weight of the canonical-pose distance (RMS over joints, metres)."""
+    ray_weight: float = 1.0
+    """w_ray: weight of the mean distance between corresponding keypoint rays (metres); 0: paper's cost."""
+    min_keypoint_confidence: float = 0.5
+    """Keypoints less confident than this in either view are left out of the ray term."""
     gate: float = 1.0
     """Largest mean cost (metres) at which two tracklets (or a tracklet and a person) may be linked."""
     min_shared_frames: int = 5
@@ -93,6 +109,8 @@ def pairwise_costs(
         pose.shape[1]
     )  # RMS via L2
     features = np.concatenate([position, pose], axis=1)
+    directions, ray_weight = _keypoint_rays(observations.take(keep), cameras, config)
+    centers = cameras.centers[observations.view[keep]] * metres_per_unit
 
     cost_sum = np.zeros(K * K)
     shared = np.zeros(K * K)
@@ -102,7 +120,7 @@ def pairwise_costs(
         frame_values, frame_index, counts = np.unique(frame, return_inverse=True, return_counts=True)
         slot = np.arange(frame.size) - np.searchsorted(frame, frame, side="left")
         width = int(counts.max())
-        chunk = max(1, config.pair_budget // (width * width))
+        chunk = max(1, config.pair_budget // (width * width * max(directions.shape[1], 1)))
         for start in range(0, frame_values.size, chunk):
             rows = (frame_index >= start) & (frame_index < start + chunk)
             local = frame_index[rows] - start
@@ -116,6 +134,12 @@ def pairwise_costs(
             frame_cost = config.position_weight * _batched_distances(dense[..., :3])
             if config.pose_weight:
                 frame_cost += config.pose_weight * _batched_distances(dense[..., 3:])
+            if config.ray_weight and directions.shape[1]:
+                frame_cost += config.ray_weight * _ray_distances(
+                    _dense(centers, local, slot[rows], rows, F, width),
+                    _dense(directions, local, slot[rows], rows, F, width),
+                    _dense(ray_weight, local, slot[rows], rows, F, width),
+                )
             both = present[:, :, None] & present[:, None, :]
             pair = (dense_track[:, :, None] * K + dense_track[:, None, :])[both]
             cost_sum += np.bincount(pair, weights=frame_cost[both], minlength=K * K)
@@ -131,6 +155,51 @@ def pairwise_costs(
     shared[same_view] = 0
     cost_sum[same_view] = 0.0
     return PairwiseCosts(cost_sum=cost_sum, shared_frames=shared, conflict=conflict)
+
+
+def _keypoint_rays(
+    observations: Observations, cameras: CameraRig, config: AssociationConfig
+) -> tuple[Float[np.ndarray, "N K 3"], Float[np.ndarray, "N K"]]:
+    """Unit world directions of the ray-term keypoints of each observation, and their confidence (0 when
+    below the threshold)."""
+    names = [observations.keypoint_names.index(n) for n in _RAY_KEYPOINTS if n in observations.keypoint_names]
+    if not names or len(cameras) < 2:
+        return np.zeros((len(observations), 0, 3)), np.zeros((len(observations), 0))
+    view = observations.view
+    _, directions = pixel_rays(
+        observations.keypoints2d[:, names],
+        cameras.K[view],
+        cameras.dist[view],
+        cameras.R[view],
+        cameras.t[view],
+    )
+    confidence = observations.keypoint_confidence[:, names]
+    weight = np.where(confidence >= config.min_keypoint_confidence, confidence, 0.0)
+    weight = np.where(np.isfinite(directions).all(axis=-1), weight, 0.0)
+    return np.nan_to_num(directions), weight
+
+
+def _dense(values: np.ndarray, local, slot, rows, frames: int, width: int) -> np.ndarray:
+    """Per-observation values laid out as (frames, slots, ...) for one chunk."""
+    dense = np.zeros((frames, width, *values.shape[1:]))
+    dense[local, slot] = values[rows]
+    return dense
+
+
+def _ray_distances(
+    centers: Float[np.ndarray, "F W 3"],
+    directions: Float[np.ndarray, "F W K 3"],
+    weight: Float[np.ndarray, "F W K"],
+) -> Float[np.ndarray, "F W W"]:
+    """Confidence-weighted mean over keypoints of the distance between the two observations' rays
+    (lines through their camera centres); 0 where no keypoint is confident in both."""
+    normal = np.cross(directions[:, :, None], directions[:, None, :])  # (F, W, W, K, 3)
+    baseline = centers[:, None, :, None, :] - centers[:, :, None, None, :]
+    norm = np.linalg.norm(normal, axis=-1)
+    distance = np.abs(np.einsum("fabkd,fabkd->fabk", baseline, normal)) / np.maximum(norm, 1e-9)
+    pair_weight = np.minimum(weight[:, :, None], weight[:, None, :]) * (norm > 1e-6)
+    total = pair_weight.sum(axis=-1)
+    return np.where(total > 0, (pair_weight * distance).sum(axis=-1) / np.maximum(total, 1e-12), 0.0)
 
 
 def _batched_distances(x: Float[np.ndarray, "F K D"]) -> Float[np.ndarray, "F K K"]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from core.association import AssociationConfig
 from core.fusion import FusionConfig
 from core.perception.config import BlazePoseConfig
+from core.refinement import RefinementConfig
 from core.scale import ScaleConfig
 from core.scene.ground import GroundConfig
 from core.tracking import TrackingConfig
@@ -19,6 +20,7 @@ class ReconstructionConfig:
     perception: BlazePoseConfig = field(default_factory=BlazePoseConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     ground: GroundConfig = field(default_factory=GroundConfig)

@@ -22,7 +22,13 @@ from jaxtyping import Float, Int
 from scipy.spatial.transform import Rotation
 
 from core.association import world_positions
-from core.geometry import average_quaternions_xyzw, pixel_rays, project_points, triangulate_rays_robust
+from core.geometry import (
+    average_quaternions_xyzw,
+    pixel_rays,
+    project_points,
+    triangulate_rays,
+    triangulate_rays_robust,
+)
 from core.skeleton import JOINT_NAMES, forward_kinematics
 from core.types import CameraRig, Observations, PersonTrack
 
@@ -39,6 +45,10 @@ class FusionConfig:
     """The same for keypoint rays when joints are triangulated (scene units)."""
     min_keypoint_confidence: float = 0.5
     """Keypoints less confident than this take no part in triangulation or in reprojection errors."""
+    keypoint_max_error_px: float = 15.0
+    """After robust triangulation, a view's keypoint reprojecting farther than this (pixels) is an outlier:
+    the keypoint is re-triangulated without it and it is left out of reprojection errors (Pose2Sim's
+    default threshold)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,13 @@ def _triangulate_keypoints(
     joints, _ = triangulate_rays_robust(
         origins, directions, ray_weight, threshold=config.keypoint_outlier_distance
     )
+    # Views whose keypoint reprojects beyond the pixel threshold are dropped and the rest re-solved.
+    detected = points[cell_row].swapaxes(1, 2)  # (C, K+1, V, 2)
+    projected = project_points(joints[:, None], cameras.K, cameras.dist, cameras.R, cameras.t).swapaxes(1, 2)
+    close = np.linalg.norm(projected - detected, axis=-1) <= config.keypoint_max_error_px
+    kept = np.where(close, ray_weight, 0.0)
+    enough = (kept > 0).sum(axis=-1) >= 2
+    joints = np.where(enough[..., None], triangulate_rays(origins, directions, kept), joints)
     # Fallback: the most confident view's ray, at the depth of the pelvis in that view.
     best = np.argmax(weight[:, None, :] * (confidence + 1e-6), axis=-1)  # (C, K+1)
     best_view = view[np.take_along_axis(cell_row, best.reshape(len(best), -1), axis=1)]  # (C, K+1)
@@ -203,11 +220,12 @@ def reprojection_residuals(
     cells: Int[np.ndarray, "T V"],
     cameras: CameraRig,
     min_confidence: float = 0.0,
+    max_error_px: float = np.inf,
 ) -> Float[np.ndarray, "F V"]:
     """Mean pixel distance between the track's projected joints and each view's 2D keypoints.
 
     Keypoints are matched to joints by name; keypoints whose confidence is not above ``min_confidence``
-    are ignored. NaN where a view did not see the person.
+    and outliers farther than ``max_error_px`` are ignored. NaN where a view did not see the person.
     """
     names = {name: j for j, name in enumerate(track.joint_names)}
     pairs = [(k, names[n]) for k, n in enumerate(observations.keypoint_names) if n in names]
@@ -224,6 +242,7 @@ def reprojection_residuals(
     detected = observations.keypoints2d[safe][:, :, kp_index]
     confident = observations.keypoint_confidence[safe][:, :, kp_index] > min_confidence
     error = np.linalg.norm(projected - detected, axis=-1)
+    confident &= error <= max_error_px
     with np.errstate(invalid="ignore"):
         mean = np.where(confident, error, 0.0).sum(-1) / confident.sum(-1)
     residuals[seen] = mean[seen]

@@ -18,6 +18,7 @@ from core.config import ReconstructionConfig
 from core.errors import InputError
 from core.fusion import PersonCells, fuse, reprojection_residuals
 from core.reconstruction import Reconstruction
+from core.refinement import refine_assignment
 from core.scale import adjust_scale, monocular_scale
 from core.tracking import track
 from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
@@ -25,7 +26,7 @@ from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonT
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage name, fraction of the run done) as stages finish."""
 
-TEST_TIME_STAGES = ("validate", "tracking", "association", "fusion", "scale")
+TEST_TIME_STAGES = ("validate", "tracking", "association", "refinement", "fusion", "scale")
 
 _ESSENTIAL = (
     "score",
@@ -103,7 +104,12 @@ def fuse_and_scale(
         replace(
             p,
             residuals_px=reprojection_residuals(
-                p, observations, cells[p.person_id], cameras, config.fusion.min_keypoint_confidence
+                p,
+                observations,
+                cells[p.person_id],
+                cameras,
+                config.fusion.min_keypoint_confidence,
+                config.fusion.keypoint_max_error_px if observations.shape_model == "none" else np.inf,
             ),
         )
         for p in persons
@@ -152,8 +158,17 @@ def reconstruct_from_observations(
         metres_per_unit = monocular_scale(observations, cameras, config.scale)
         association = associate(observations, tracklets, cameras, config.association, metres_per_unit)
     report("association", 0.6)
+    assignment = association.assignment
+    with _timed(seconds, "refinement"):
+        if config.refinement.enabled and len(cameras) > 1:
+            person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
+            persons = fuse(observations, person, cameras, num_frames, config.fusion)
+            assignment = refine_assignment(
+                observations, tracklets, assignment, persons, cameras, num_frames, config.refinement
+            )
+    report("refinement", 0.7)
     persons, scaled_cameras, diagnostics = fuse_and_scale(
-        observations, tracklets, association.assignment, cameras, num_frames, config, seconds
+        observations, tracklets, assignment, cameras, num_frames, config, seconds
     )
     report("scale", 1.0)
     if not persons:
@@ -169,7 +184,7 @@ def reconstruct_from_observations(
         cameras=scaled_cameras,
         observations=observations,
         tracklets=tracklets,
-        assignment=association.assignment,
+        assignment=assignment,
         persons=persons,
         config=config,
         diagnostics=diagnostics,

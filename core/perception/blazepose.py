@@ -1,10 +1,12 @@
 """The embedded multi-person detector: BlazePose's two models, frame by frame, view by view.
 
-Per view, each frame's people come from two sources: the detector (whole frame and tiles) and the
-regions that the previous frame's landmarks predict (which keep a person whom the detector misses for a
-frame, e.g. while overlapped). The landmark model runs on all of them in one batch and duplicates, two
-regions on the same person, are removed by landmark agreement. The result is engine observations:
-2D landmarks, head and pelvis points, an appearance embedding, and the per-view 3D hints.
+Per frame and view, the detector (whole frame and tiles) proposes one region per person, the landmark
+model runs on all regions in one batch, and duplicates (two regions on one person, or a chimera of two
+overlapping people) are removed by landmark agreement. Regions are not carried over from frame to frame
+as in MediaPipe's single-person tracker: with several people a carried region drifts onto a neighbour
+and survives as a ghost, while a missed detection is bridged by the engine's tracker anyway. The result
+is engine observations: 2D landmarks, head and pelvis points, an appearance embedding, and the per-view
+3D hints.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def remove_duplicates(landmarks: Landmarks, min_presence: float, distance: float
 
 
 class BlazePose:
-    """Finds the people of one frame; remembers nothing itself (the caller carries the regions)."""
+    """Finds the people of one frame."""
 
     def __init__(self, config: BlazePoseConfig, model_dir: Path | None = None):
         directory = model_dir or model_directory()
@@ -83,25 +85,16 @@ class BlazePose:
         self._detector = PoseDetector(TFLiteModel(directory / DETECTOR_FILE, config.threads), config.detector)
         self._landmarker = PoseLandmarker(TFLiteModel(directory / LANDMARK_FILE, config.threads))
 
-    def __call__(self, image: np.ndarray, tracked: Regions) -> Landmarks:
-        """People in an RGB frame, given the regions the previous frame predicted for this view."""
+    def __call__(self, image: np.ndarray) -> Landmarks:
+        """People in an RGB frame."""
         found = self._detector(image)
-        detected = Regions.from_keypoints(
+        regions = Regions.from_keypoints(
             found.keypoints[:, HIP_CENTER], found.keypoints[:, BODY_SCALE_POINT], self._config.region_scale
-        )
-        regions = Regions(
-            np.concatenate([detected.center, tracked.center]),
-            np.concatenate([detected.side, tracked.side]),
-            np.concatenate([detected.up, tracked.up]),
         )
         levels = int(np.clip(np.log2(max(image.shape[:2]) / 256), 1, 5))
         landmarks = self._landmarker(image_pyramid(image, levels), regions)
         config = self._config
         return remove_duplicates(landmarks, config.min_presence, config.duplicate_distance, config.max_people)
-
-
-def _no_regions() -> Regions:
-    return Regions(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)))
 
 
 @dataclass(frozen=True)
@@ -124,14 +117,12 @@ def observe_clips(
     selected frame. ``progress(done, total)`` is called after each frame."""
     blazepose = BlazePose(config, model_dir)
     indices = frames.indices(clips[0].num_frames)
-    tracked = [_no_regions() for _ in clips]
     health = [ClipHealth() for _ in clips]
     rows = _Rows()
     for step, (_, images) in enumerate(iter_synchronized(clips, frames)):
         for view, image in enumerate(images):
             health[view].observe(image)
-            people = blazepose(image, tracked[view])
-            tracked[view] = people.next_regions
+            people = blazepose(image)
             count = len(people)
             rows.add(
                 view=np.full(count, view),

@@ -12,7 +12,7 @@ class DetectorConfig:
     min_score: float = 0.5
     """Detections below this confidence are discarded."""
     nms_iou: float = 0.3
-    """Body boxes overlapping more than this are one person (merged, score-weighted)."""
+    """Face boxes overlapping more than this are one person (merged, score-weighted)."""
     tile_overlap: float = 0.5
     """Overlap of consecutive square tiles along the frame's long side."""
 

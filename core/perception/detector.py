@@ -3,9 +3,10 @@
 The detector sees a 224×224 square. A portrait 1088×1920 frame squeezed into it leaves far people a few
 pixels tall, so the frame is also cut into overlapping squares along its long side; all windows go
 through the model as one batch and their detections are merged by weighted non-maximum suppression.
-Each detection carries four keypoints: hip centre, a point fixing the full-body circle (size and
-rotation), shoulder centre and a point fixing the upper-body circle. Its box output is not used: in this
-model version it is a constant-size square, so people are compared by their full-body circles instead.
+Each detection carries a box around the face and four keypoints: hip centre, a point fixing the
+full-body circle (size and rotation), shoulder centre and a point fixing the upper-body circle. Two
+detections are the same person when their face boxes overlap: faces stay apart when bodies overlap (a
+person behind another), so suppression by face keeps both where suppression by body would merge them.
 """
 
 from __future__ import annotations
@@ -27,18 +28,13 @@ HIP_CENTER, BODY_SCALE_POINT = 0, 1
 class Detections:
     """People found in one frame, in image pixels."""
 
+    box: Float[np.ndarray, "D 4"]
+    """Face box x0, y0, x1, y1."""
     keypoints: Float[np.ndarray, "D 4 2"]
     score: Float[np.ndarray, " D"]
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
-
-    @property
-    def body_box(self) -> Float[np.ndarray, "D 4"]:
-        """x0, y0, x1, y1 of the square around the full-body circle."""
-        center = self.keypoints[:, HIP_CENTER]
-        radius = np.linalg.norm(self.keypoints[:, BODY_SCALE_POINT] - center, axis=-1)[:, None]
-        return np.concatenate([center - radius, center + radius], axis=1)
 
 
 def square_windows(width: int, height: int, overlap: float) -> Float[np.ndarray, "W 3"]:
@@ -87,13 +83,20 @@ def decode(
     anchors: Float[np.ndarray, "A 2"],
     min_score: float,
 ) -> Detections:
-    """Keypoint regressions relative to anchors → image pixels, for scores above ``min_score``."""
+    """Regressions relative to anchors → face boxes and keypoints in image pixels, above ``min_score``."""
     score = 1.0 / (1.0 + np.exp(-np.clip(logits[..., 0], -80.0, 80.0)))
     w_idx, a_idx = np.nonzero(score > min_score)
-    offsets = raw[w_idx, a_idx, 4:12].reshape(-1, 4, 2) / DETECTOR_INPUT_SIZE
-    points = offsets + anchors[a_idx, None]  # window-normalised
+    values = raw[w_idx, a_idx] / DETECTOR_INPUT_SIZE  # window-normalised
+    anchor = anchors[a_idx]
+    center, half = values[:, 0:2] + anchor, values[:, 2:4] / 2
+    corners = np.stack([center - half, center + half], axis=1)  # (D, 2, 2)
+    points = values[:, 4:12].reshape(-1, 4, 2) + anchor[:, None]
     origin, side = windows[w_idx, None, :2], windows[w_idx, 2, None, None]
-    return Detections(keypoints=points * side + origin, score=score[w_idx, a_idx])
+    return Detections(
+        box=(corners * side + origin).reshape(-1, 4),
+        keypoints=points * side + origin,
+        score=score[w_idx, a_idx],
+    )
 
 
 def box_iou(a: Float[np.ndarray, "M 4"], b: Float[np.ndarray, "N 4"]) -> Float[np.ndarray, "M N"]:
@@ -107,24 +110,24 @@ def box_iou(a: Float[np.ndarray, "M 4"], b: Float[np.ndarray, "N 4"]) -> Float[n
 
 
 def weighted_nms(detections: Detections, iou_threshold: float) -> Detections:
-    """Cluster detections whose body boxes overlap the best remaining one; each cluster becomes its
+    """Cluster detections whose face boxes overlap the best remaining one; each cluster becomes its
     score-weighted mean with the best score (MediaPipe's "weighted" suppression: smoother than hard NMS)."""
     order = np.argsort(-detections.score)
-    box = detections.body_box
-    overlap = box_iou(box, box) > iou_threshold
+    overlap = box_iou(detections.box, detections.box) > iou_threshold
     remaining = np.ones(len(detections), dtype=bool)
-    points, scores = [], []
+    boxes, points, scores = [], [], []
     for best in order:  # one iteration per person found, not per candidate
         if not remaining[best]:
             continue
         cluster = remaining & overlap[best]
         remaining &= ~cluster
         weight = detections.score[cluster] / detections.score[cluster].sum()
+        boxes.append(weight @ detections.box[cluster])
         points.append(np.einsum("c,ckd->kd", weight, detections.keypoints[cluster]))
         scores.append(detections.score[best])
     if not scores:
-        return Detections(np.zeros((0, 4, 2)), np.zeros(0))
-    return Detections(np.array(points), np.array(scores))
+        return Detections(np.zeros((0, 4)), np.zeros((0, 4, 2)), np.zeros(0))
+    return Detections(np.array(boxes), np.array(points), np.array(scores))
 
 
 class PoseDetector:

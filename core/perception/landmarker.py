@@ -1,13 +1,15 @@
 """BlazePose's landmark model on rotated person crops: 33 landmarks in the image and in metres.
 
-For each region the model sees an upright 256×256 crop and returns 39 landmarks in crop pixels (the
-33 body landmarks, then auxiliary ones of which 33 and 34 re-define the region for the next frame),
-their visibility and presence, a pose-presence flag, a person segmentation, and the same landmarks as
-metric 3D points around the hip centre. Everything is mapped back to the full image here.
+For each region the model sees an upright 256×256 crop and returns 39 landmarks in crop pixels (the 33
+body landmarks, then 6 auxiliary ones not used here), their visibility and presence, a pose-presence
+flag, a person segmentation, per-landmark heatmaps and the landmarks as metric 3D points around the
+hip centre. The regressed positions are refined by the heatmaps' local centre of mass (as MediaPipe
+does), then everything is mapped back to the full image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +21,8 @@ from core.perception.tflite import TFLiteModel
 LANDMARK_INPUT_SIZE = 256
 NUM_LANDMARKS = 33
 _ALL_LANDMARKS = 39
-_NEXT_CENTER, _NEXT_TOWARD = 33, 34
+_HEATMAP_KERNEL = 7
+_HEATMAP_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,6 @@ class Landmarks:
     """Metric 3D landmarks around the hip centre, axes aligned with the image (x right, y down, z away)."""
     presence: Float[np.ndarray, " R"]
     """Probability that the crop holds a person."""
-    next_regions: Regions
-    """Where each person's region is, according to its landmarks (seeds the next frame)."""
     crops: UInt8[np.ndarray, "R 256 256 3"]
     segmentation: Float[np.ndarray, "R 256 256"]
     """Person probability per crop pixel."""
@@ -43,16 +44,7 @@ class Landmarks:
         return int(self.presence.shape[0])
 
     def take(self, index: np.ndarray) -> Landmarks:
-        regions = self.next_regions
-        return Landmarks(
-            image=self.image[index],
-            visibility=self.visibility[index],
-            world=self.world[index],
-            presence=self.presence[index],
-            next_regions=Regions(regions.center[index], regions.side[index], regions.up[index]),
-            crops=self.crops[index],
-            segmentation=self.segmentation[index],
-        )
+        return Landmarks(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -62,29 +54,51 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class PoseLandmarker:
     """The landmark model over all regions of a frame in one batch."""
 
-    def __init__(self, model: TFLiteModel, region_scale: float = 1.25):
+    def __init__(self, model: TFLiteModel):
         self._model = model
-        self._region_scale = region_scale
 
     def __call__(self, pyramid: list[np.ndarray], regions: Regions) -> Landmarks:
         size = LANDMARK_INPUT_SIZE
         crops = crop_regions(pyramid, regions, size)
-        raw, flag, segmentation, _heatmap, world = self._model(crops.astype(np.float32) / 255.0)
-        raw = raw.reshape(-1, _ALL_LANDMARKS, 5)
+        raw, flag, segmentation, heatmap, world = self._model(crops.astype(np.float32) / 255.0)
+        raw = raw.reshape(-1, _ALL_LANDMARKS, 5)[:, :NUM_LANDMARKS]
+        crop_points = refine_from_heatmaps(raw[..., :2], heatmap[..., :NUM_LANDMARKS])
         affine = regions.crop_to_image(size)
-        image = apply_affine(affine, raw[..., :2])
+        image = apply_affine(affine, crop_points)
         axes = affine[:, :, :2] / (regions.side / size)[:, None, None]  # crop x, y axes as image unit vectors
         world = world.reshape(-1, _ALL_LANDMARKS, 3)[:, :NUM_LANDMARKS]
         world_xy = np.einsum("rij,rkj->rki", axes, world[..., :2])
-        next_regions = Regions.from_keypoints(
-            image[:, _NEXT_CENTER], image[:, _NEXT_TOWARD], self._region_scale
-        )
         return Landmarks(
-            image=image[:, :NUM_LANDMARKS],
-            visibility=_sigmoid(raw[:, :NUM_LANDMARKS, 3]) * _sigmoid(raw[:, :NUM_LANDMARKS, 4]),
+            image=image,
+            visibility=_sigmoid(raw[..., 3]) * _sigmoid(raw[..., 4]),
             world=np.concatenate([world_xy, world[..., 2:]], axis=-1),
             presence=flag.reshape(-1),
-            next_regions=next_regions,
             crops=crops,
             segmentation=_sigmoid(segmentation[..., 0]),
         )
+
+
+def refine_from_heatmaps(
+    points: Float[np.ndarray, "R J 2"], heatmaps: Float[np.ndarray, "R H W J"]
+) -> Float[np.ndarray, "R J 2"]:
+    """Each landmark moved to the confidence-weighted centre of its heatmap in a 7×7-cell window around
+    the regressed position, when the window's peak is confident; crop pixels in and out."""
+    R, H, W, J = heatmaps.shape
+    cell = LANDMARK_INPUT_SIZE / W
+    center = np.floor(points / cell).astype(np.int64)  # (R, J, 2) heatmap cells
+    offsets = np.arange(_HEATMAP_KERNEL) - _HEATMAP_KERNEL // 2
+    cols = np.clip(center[..., 0, None] + offsets, 0, W - 1)  # (R, J, k)
+    rows = np.clip(center[..., 1, None] + offsets, 0, H - 1)
+    window = heatmaps[
+        np.arange(R)[:, None, None, None],
+        rows[..., :, None],
+        cols[..., None, :],
+        np.arange(J)[None, :, None, None],
+    ]  # (R, J, k, k)
+    confidence = _sigmoid(window)
+    total = np.maximum(confidence.sum(axis=(-1, -2)), 1e-9)
+    x = (confidence * cols[..., None, :]).sum(axis=(-1, -2)) / total
+    y = (confidence * rows[..., :, None]).sum(axis=(-1, -2)) / total
+    refined = (np.stack([x, y], axis=-1) + 0.5) * cell  # cell centres, in crop pixels
+    confident = confidence.max(axis=(-1, -2)) >= _HEATMAP_MIN_CONFIDENCE
+    return np.where(confident[..., None], refined, points)

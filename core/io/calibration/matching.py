@@ -19,7 +19,10 @@ def match_clips(
 
     Calibration formats name cameras in their own way (serials, ids, image stems), so the pairing is by
     position: camera ``v`` of the file films clip ``v``. A camera of unknown size (0 × 0, as EasyMocap
-    leaves it) takes its clip's size; camera names are kept.
+    leaves it) takes its clip's size; camera names are kept. A clip smaller than its camera by less than
+    one 16-pixel codec macroblock in each direction (a 1080-pixel side calibrated as the encoder's
+    1088-pixel padded frame, as in the Pose2Sim demo) is the same image cropped at its right and bottom
+    edges, which leaves the intrinsics valid: the camera takes the clip's size.
 
     Args:
         rig: Cameras in file order.
@@ -41,7 +44,7 @@ def match_clips(
         )
     cameras, problems = [], []
     for camera, (width, height), clip in zip(rig.cameras, sizes, clip_names, strict=True):
-        if camera.width == camera.height == 0:
+        if camera.width == camera.height == 0 or _codec_padded(camera.width, camera.height, width, height):
             camera = dataclasses.replace(camera, width=int(width), height=int(height))
         elif (camera.width, camera.height) != (width, height):
             turned = " (turned by 90°?)" if (camera.height, camera.width) == (width, height) else ""
@@ -53,3 +56,11 @@ def match_clips(
     if problems:
         raise CalibrationError(f"{calibration_path}: " + "; ".join(problems))
     return CameraRig(tuple(cameras))
+
+
+def _codec_padded(camera_width: int, camera_height: int, clip_width: int, clip_height: int) -> bool:
+    """Whether the camera's size is the clip's rounded up to whole 16-pixel macroblocks."""
+    return all(
+        clip <= camera < clip + 16 and camera % 16 == 0
+        for camera, clip in ((camera_width, clip_width), (camera_height, clip_height))
+    )

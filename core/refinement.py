@@ -1,0 +1,166 @@
+"""Geometric verification of the assignment: every observation checked against every fused person.
+
+Per-view tracklets are not always pure: a tracker can jump from one person to another where they
+overlap in the image, and a detector can return a chimera of two overlapping people. Association works
+on whole tracklets, so such a tracklet drags a wrong view into a person. Once persons are fused (robust
+triangulation outvotes the wrong view), each observation is compared with every person's fused joints
+projected into its view, provided another view supports that person at that frame (so that a person
+seen by one view only cannot claim an observation just because it was built from it); per view and
+frame, observations are matched to persons by the Hungarian algorithm; an observation that fits no
+person keeps its person if that person is seen by its view alone (someone only one camera sees); the per-frame labels are smoothed along each tracklet by a majority vote; and the tracklets are
+cut into pieces where their label changes. The result is an ordinary :class:`Assignment`, which an
+annotator can still edit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Float, Int
+from scipy.optimize import linear_sum_assignment
+
+from core.geometry import project_points
+from core.types import Assignment, CameraRig, Observations, PersonTrack, Tracklets
+
+_UNMATCHED = 1e6
+
+
+@dataclass(frozen=True)
+class RefinementConfig:
+    """How observations are re-checked against the fused persons."""
+
+    enabled: bool = True
+    max_error: float = 0.1
+    """An observation fits a person when the median distance between its keypoints and the person's
+    projected joints is below this fraction of its bounding-box height."""
+    window: int = 9
+    """Frames of the majority vote along a tracklet (odd)."""
+    min_keypoint_confidence: float = 0.5
+    """Keypoints less confident than this are not compared."""
+
+
+def fit_errors(
+    observations: Observations,
+    persons: Sequence[PersonTrack],
+    cameras: CameraRig,
+    num_frames: int,
+    min_confidence: float,
+) -> Float[np.ndarray, "N P"]:
+    """Median keypoint distance (in bounding-box heights) of every observation to every person at its
+    frame; inf where the person is absent, is supported by no other view than the observation's own at
+    that frame, or no keypoint can be compared."""
+    N, P = len(observations), len(persons)
+    errors = np.full((N, P), np.inf)
+    if N == 0 or P == 0:
+        return errors
+    names = persons[0].joint_names
+    pairs = [(k, names.index(n)) for k, n in enumerate(observations.keypoint_names) if n in names]
+    if not pairs:
+        return errors
+    keypoint, joint = map(np.array, zip(*pairs, strict=True))
+    joints = np.full((P, num_frames, joint.size, 3), np.nan)
+    views = np.zeros((P, num_frames, len(cameras)), dtype=bool)
+    for index, person in enumerate(persons):
+        joints[index, person.frames] = person.joints[:, joint]
+        views[index, person.frames] = person.views
+    view, frame = observations.view, observations.frame
+    height = np.maximum(observations.bbox[:, 3] - observations.bbox[:, 1], 1.0)
+    detected = observations.keypoints2d[:, keypoint]
+    confident = observations.keypoint_confidence[:, keypoint] >= min_confidence
+    for start in range(0, N, 4096):  # bounded memory: (chunk, P, J, 2)
+        rows = slice(start, min(start + 4096, N))
+        v = view[rows]
+        projected = project_points(
+            joints[:, frame[rows]].swapaxes(0, 1),  # (n, P, J, 3)
+            cameras.K[v][:, None],
+            cameras.dist[v][:, None],
+            cameras.R[v][:, None],
+            cameras.t[v][:, None],
+        )
+        distance = np.linalg.norm(projected - detected[rows, None], axis=-1)  # (n, P, J)
+        distance = np.where(confident[rows, None] & np.isfinite(distance), distance, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: nothing comparable
+            median = np.nanmedian(distance, axis=-1)
+        others = views[:, frame[rows]].sum(axis=-1) - views[:, frame[rows], v]  # (P, n)
+        supported = (others >= 1).T
+        errors[rows] = np.where(np.isfinite(median) & supported, median / height[rows, None], np.inf)
+    return errors
+
+
+def match_per_frame(
+    observations: Observations, errors: Float[np.ndarray, "N P"], max_error: float
+) -> Int[np.ndarray, " N"]:
+    """Best person of each observation, one-to-one within each (view, frame); -1 if none fits."""
+    label = np.full(len(observations), -1, dtype=np.int64)
+    if errors.shape[1] == 0:
+        return label
+    key = observations.view.astype(np.int64) * (int(observations.frame.max(initial=0)) + 1) + observations.frame
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    for group in np.split(order, bounds):  # one small assignment problem per (view, frame)
+        cost = np.where(errors[group] <= max_error, errors[group], _UNMATCHED)
+        rows, cols = linear_sum_assignment(cost)
+        fits = cost[rows, cols] < _UNMATCHED
+        label[group[rows[fits]]] = cols[fits]
+    return label
+
+
+def pieces_from_labels(
+    observations: Observations,
+    tracklets: Tracklets,
+    label: Int[np.ndarray, " N"],
+    person_ids: Int[np.ndarray, " P"],
+    window: int,
+) -> Assignment:
+    """Majority-vote each tracklet's per-frame labels over ``window`` frames, then cut it where the voted
+    label changes; frames voted "nobody" belong to no piece."""
+    columns: dict[str, list[int]] = {k: [] for k in ("view", "tracklet", "frame_start", "frame_end", "person")}
+    track = tracklets.observation_tracklet
+    P = person_ids.size
+    for tracklet in range(len(tracklets)):  # one vote per tracklet, vectorised over its frames
+        rows = np.flatnonzero(track == tracklet)
+        rows = rows[np.argsort(observations.frame[rows])]
+        if rows.size == 0:
+            continue
+        votes = np.zeros((rows.size + 1, P + 1))
+        votes[np.arange(1, rows.size + 1), label[rows] + 1] = 1.0  # column 0: nobody
+        cumulative = np.cumsum(votes, axis=0)
+        half = window // 2
+        index = np.arange(rows.size)
+        upper, lower = np.minimum(index + half + 1, rows.size), np.maximum(index - half, 0)
+        voted = np.argmax(cumulative[upper] - cumulative[lower], axis=1) - 1
+        change = np.flatnonzero(np.diff(voted)) + 1
+        for run in np.split(np.arange(rows.size), change):
+            if voted[run[0]] < 0:
+                continue
+            columns["view"].append(int(tracklets.view[tracklet]))
+            columns["tracklet"].append(tracklet)
+            columns["frame_start"].append(int(observations.frame[rows[run[0]]]))
+            columns["frame_end"].append(int(observations.frame[rows[run[-1]]]))
+            columns["person"].append(int(person_ids[voted[run[0]]]))
+    return Assignment(**{k: np.array(v, dtype=np.int64) for k, v in columns.items()})
+
+
+def refine_assignment(
+    observations: Observations,
+    tracklets: Tracklets,
+    previous: Assignment,
+    persons: Sequence[PersonTrack],
+    cameras: CameraRig,
+    num_frames: int,
+    config: RefinementConfig,
+) -> Assignment:
+    """The assignment that the fused ``persons`` support (see the module docstring)."""
+    errors = fit_errors(observations, persons, cameras, num_frames, config.min_keypoint_confidence)
+    label = match_per_frame(observations, errors, config.max_error)
+    person_ids = np.array([p.person_id for p in persons], dtype=np.int64)
+    column = np.full(int(person_ids.max(initial=-1)) + 2, -1)
+    column[person_ids] = np.arange(person_ids.size)
+    before = column[previous.person_of(tracklets.observation_tracklet, observations.frame)]
+    single_view = np.isinf(errors).all(axis=1) & (before >= 0)
+    label = np.where((label < 0) & single_view, before, label)
+    return pieces_from_labels(observations, tracklets, label, person_ids, config.window)
