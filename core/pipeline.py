@@ -170,6 +170,7 @@ def reconstruct_from_observations(
     persons, scaled_cameras, diagnostics = fuse_and_scale(
         observations, tracklets, assignment, cameras, num_frames, config, seconds
     )
+    report("fusion", 0.9)
     report("scale", 1.0)
     if not persons:
         messages.append("no person found: no tracklet lasted long enough to be kept")

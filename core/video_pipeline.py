@@ -18,7 +18,7 @@ from core.config import ReconstructionConfig
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
 from core.perception.blazepose import observe_clips
-from core.pipeline import TEST_TIME_STAGES, reconstruct_from_observations
+from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction
 from core.scene.ground import fit_ground, sample_ground
 from core.types import CameraRig
@@ -26,7 +26,6 @@ from core.types import CameraRig
 StageProgress = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done)."""
 
-VIDEO_STAGES = ("ingest", "detection", *TEST_TIME_STAGES, "scene")
 _TEXTURE_FRAMES = 3
 
 

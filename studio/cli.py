@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import tyro
+from tyro.conf import Positional
 
 from core.config import ReconstructionConfig
 from core.errors import InputError
@@ -101,10 +102,10 @@ def reconstruct(
         config: Settings of every stage.
     """
     from core.device import resolve_device
-    from core.video_pipeline import VIDEO_STAGES, reconstruct_from_videos
+    from core.video_pipeline import reconstruct_from_videos
 
     resolve_device(device)
-    with StageBars(VIDEO_STAGES) as bars:
+    with StageBars() as bars:
         reconstruction = reconstruct_from_videos(
             videos, calibration, FrameRange.parse(frames), config, progress=bars.update
         )
@@ -113,7 +114,7 @@ def reconstruct(
     print(format_summary(summarize(reconstruction)))
 
 
-def summary(directory: Path, json: bool = False) -> None:
+def summary(directory: Positional[Path], json: bool = False) -> None:
     """Persons, frame spans, reprojection errors, scale factor and seconds per stage of a saved run.
 
     Args:
@@ -124,7 +125,7 @@ def summary(directory: Path, json: bool = False) -> None:
     print(jsonlib.dumps(result, indent=1) if json else format_summary(result))
 
 
-def export(directory: Path, out: Path, format: Literal["joints-json"] = "joints-json") -> None:
+def export(directory: Positional[Path], out: Path, format: Literal["joints-json"] = "joints-json") -> None:
     """Write a saved reconstruction in a format other tools read.
 
     Args:

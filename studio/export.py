@@ -22,9 +22,7 @@ def joints_tree(reconstruction: Reconstruction) -> dict[str, dict[str, dict[str,
         finite = np.isfinite(joints).all(axis=-1)
         tree[str(person.person_id)] = {
             str(frame): {
-                name: joints[f, j].tolist()
-                for j, name in enumerate(person.joint_names)
-                if finite[f, j]
+                name: joints[f, j].tolist() for j, name in enumerate(person.joint_names) if finite[f, j]
             }
             for f, frame in enumerate(frames.tolist())
         }

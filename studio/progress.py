@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from tqdm import tqdm
 
 
 class StageBars:
-    """A context manager whose ``update(stage, fraction)`` drives one bar per stage (in stage order)."""
+    """A context manager whose ``update(stage, fraction)`` drives one bar per stage; a stage's bar is
+    closed when the next stage reports, so each line ends with that stage's own time."""
 
-    def __init__(self, stages: Sequence[str], resolution: int = 100):
-        self._stages = tuple(stages)
+    def __init__(self, resolution: int = 100):
         self._resolution = resolution
-        self._bars: dict[str, tqdm] = {}
+        self._stage: str | None = None
+        self._bar: tqdm | None = None
 
     def __enter__(self) -> StageBars:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        for bar in self._bars.values():
-            bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
     def update(self, stage: str, fraction: float) -> None:
-        if stage not in self._bars:
-            self._bars[stage] = tqdm(
+        if stage != self._stage:
+            if self._bar is not None:
+                self._bar.close()
+            self._stage = stage
+            self._bar = tqdm(
                 total=self._resolution,
                 desc=f"{stage:<12}",
-                position=len(self._bars),
                 bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}",
             )
-        bar = self._bars[stage]
-        bar.update(round(fraction * self._resolution) - bar.n)
+        self._bar.update(round(fraction * self._resolution) - self._bar.n)

@@ -59,7 +59,8 @@ def format_summary(summary: dict) -> str:
         )
     lines.append(f"scale factor {summary['scale_factor']:.4f}")
     lines.append(
-        "seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())
+        "seconds: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())
         + f" (total {summary['total_seconds']:.2f})"
     )
     lines += [f"note: {m}" for m in summary["messages"]]
