@@ -19,7 +19,13 @@ from core.reconstruction import Reconstruction
 from core.scale import monocular_scale
 from core.synthetic import SyntheticConfig, SyntheticScene, make_scene
 
-ASSOCIATION_ABLATIONS = {"position_only": (1.0, 0.0), "pose_only": (0.0, 1.0), "both": (0.8, 0.2)}
+ASSOCIATION_ABLATIONS = {
+    "position_only": (1.0, 0.0, 0.0),
+    "pose_only": (0.0, 1.0, 0.0),
+    "both": (0.8, 0.2, 0.0),
+    "both_and_rays": (0.8, 0.2, 1.0),
+}
+"""(w_pos, w_pose, w_ray): the paper's three variants, then with this project's keypoint-ray term."""
 
 
 def run_bench(scene_config: SyntheticConfig, config: ReconstructionConfig | None = None) -> dict:
@@ -46,8 +52,8 @@ def _ablations(scene: SyntheticScene, reconstruction: Reconstruction, config: Re
     truth = tracklet_identity(reconstruction.tracklets, scene.observation_identity)
     metres_per_unit = monocular_scale(reconstruction.observations, scene.cameras, config.scale)
     association = {}
-    for name, (position_weight, pose_weight) in ASSOCIATION_ABLATIONS.items():
-        variant = replace(config.association, position_weight=position_weight, pose_weight=pose_weight)
+    for name, (position, pose, ray) in ASSOCIATION_ABLATIONS.items():
+        variant = replace(config.association, position_weight=position, pose_weight=pose, ray_weight=ray)
         result = associate(
             reconstruction.observations, reconstruction.tracklets, scene.cameras, variant, metres_per_unit
         )

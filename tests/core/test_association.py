@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.association import AssociationConfig, associate, pairwise_costs, world_positions
+from core.geometry import pixel_rays
 from core.scale import ScaleConfig, monocular_scale
 from core.synthetic import SyntheticConfig, make_scene
 from core.tracking import TrackingConfig, track
@@ -148,12 +149,39 @@ def test_swapped_canonical_poses_mislead_pose_only_association():
         pose[a], pose[b] = obs.canonical_pose[b], obs.canonical_pose[a]
     swapped = dataclasses.replace(obs, canonical_pose=pose)
     tracklets = identity_tracklets(scene, swapped)  # ids: (view 0: p0, p1), (view 1: p0, p1)
-    by_position = associate(swapped, tracklets, scene.cameras, AssociationConfig())
+    by_position = associate(swapped, tracklets, scene.cameras, AssociationConfig(ray_weight=0.0))
     by_pose = associate(
-        swapped, tracklets, scene.cameras, AssociationConfig(position_weight=0.0, pose_weight=1.0)
+        swapped,
+        tracklets,
+        scene.cameras,
+        AssociationConfig(position_weight=0.0, pose_weight=1.0, ray_weight=0.0),
     )
     assert same_partition(by_position.tracklet_person, [0, 1, 0, 1])
     assert same_partition(by_pose.tracklet_person, [0, 1, 1, 0])
+
+
+def test_keypoint_rays_associate_when_monocular_depths_are_swapped():
+    """Calibrated rays decide even when each view's depth estimate puts its two people the wrong way round."""
+    scene = exact_scene(persons=2, views=2, frames=40, seed=0)
+    obs, who = scene.observations, scene.observation_identity
+    position = obs.position_cam.copy()
+    pose = obs.canonical_pose.copy()
+    for frame in range(40):
+        a = np.flatnonzero((obs.frame == frame) & (obs.view == 1) & (who == 0))
+        b = np.flatnonzero((obs.frame == frame) & (obs.view == 1) & (who == 1))
+        position[a], position[b] = obs.position_cam[b], obs.position_cam[a]
+        pose[a], pose[b] = obs.canonical_pose[b], obs.canonical_pose[a]
+    misleading = dataclasses.replace(obs, position_cam=position, canonical_pose=pose)
+    tracklets = identity_tracklets(scene, misleading)
+    paper = associate(misleading, tracklets, scene.cameras, AssociationConfig(ray_weight=0.0, gate=10.0))
+    rays = associate(
+        misleading,
+        tracklets,
+        scene.cameras,
+        AssociationConfig(position_weight=0.0, pose_weight=0.0, ray_weight=1.0),
+    )
+    assert same_partition(paper.tracklet_person, [0, 1, 1, 0])
+    assert same_partition(rays.tracklet_person, [0, 1, 0, 1])
 
 
 def naive_pairwise(observations, tracklets, cameras, config, metres_per_unit):
@@ -163,6 +191,7 @@ def naive_pairwise(observations, tracklets, cameras, config, metres_per_unit):
     shared = np.zeros((K, K), dtype=np.int64)
     conflict = np.zeros((K, K), dtype=bool)
     members = [np.flatnonzero(tracklets.observation_tracklet == k) for k in range(K)]
+    rays = keypoint_rays(observations, cameras)
     for a in range(K):
         for b in range(K):
             if tracklets.view[a] == tracklets.view[b]:
@@ -185,9 +214,43 @@ def naive_pairwise(observations, tracklets, cameras, config, metres_per_unit):
                     cost_sum[a, b] += (
                         config.position_weight * metres_per_unit * np.linalg.norm(xi - xj)
                         + config.pose_weight * rms
+                        + config.ray_weight
+                        * metres_per_unit
+                        * naive_ray_distance(observations, rays, i, j, config)
                     )
                     shared[a, b] += 1
     return cost_sum, shared, conflict
+
+
+LIMB_KEYPOINTS = [
+    f"{side}_{part}"
+    for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    for side in ("left", "right")
+]
+
+
+def naive_ray_distance(observations, rays, i, j, config):
+    """Confidence-weighted mean distance between the two observations' rays of the same limb keypoint."""
+    total = weight_sum = 0.0
+    for k, name in enumerate(observations.keypoint_names):
+        ci, cj = observations.keypoint_confidence[i, k], observations.keypoint_confidence[j, k]
+        if name not in LIMB_KEYPOINTS or min(ci, cj) < config.min_keypoint_confidence:
+            continue
+        (oa, da), (ob, db) = rays[i][k], rays[j][k]
+        normal = np.cross(da, db)
+        total += min(ci, cj) * abs((ob - oa) @ normal) / np.linalg.norm(normal)
+        weight_sum += min(ci, cj)
+    return total / weight_sum if weight_sum else 0.0
+
+
+def keypoint_rays(observations, cameras):
+    """(origin, direction) of every keypoint of every observation, one camera at a time."""
+    rays = []
+    for n in range(len(observations)):
+        cam = cameras.cameras[observations.view[n]]
+        origin, direction = pixel_rays(observations.keypoints2d[n], cam.K, cam.dist, cam.R, cam.t)
+        rays.append(list(zip(origin, direction, strict=True)))
+    return rays
 
 
 @pytest.mark.parametrize("pair_budget", [2_000_000, 40])
@@ -201,7 +264,7 @@ def test_pairwise_costs_equal_a_naive_per_pair_reference(pair_budget):
     obs = dataclasses.replace(obs, canonical_pose=obs.canonical_pose + offset)
     tracklets = track(obs, 3, TrackingConfig(max_missed_frames=1, min_tracklet_frames=2))
     assert (tracklets.observation_tracklet < 0).any()  # some observations are left out
-    config = AssociationConfig(position_weight=0.7, pose_weight=0.4, pair_budget=pair_budget)
+    config = AssociationConfig(position_weight=0.7, pose_weight=0.4, ray_weight=0.6, pair_budget=pair_budget)
     costs = pairwise_costs(obs, tracklets, scene.cameras, config, metres_per_unit=1.3)
     cost_sum, shared, conflict = naive_pairwise(obs, tracklets, scene.cameras, config, 1.3)
     np.testing.assert_array_equal(costs.shared_frames, shared)
