@@ -194,7 +194,7 @@ def _triangulate_keypoints(
     joints = np.where(enough[..., None], triangulate_rays(origins, directions, kept), joints)
     # Fallback: the most confident view's ray, at the depth of the pelvis in that view.
     best = np.argmax(weight[:, None, :] * (confidence + 1e-6), axis=-1)  # (C, K+1)
-    best_view = view[np.take_along_axis(cell_row, best.reshape(len(best), -1), axis=1)]  # (C, K+1)
+    best_view = view[np.take_along_axis(cell_row, best, axis=1)]  # (C, K+1)
     R, t = cameras.R[best_view], cameras.t[best_view]
     pelvis_depth = np.einsum("ckij,cj->cki", R, transl)[..., 2] + t[..., 2]
     origin = np.take_along_axis(origins, best[..., None, None], axis=2)[:, :, 0]

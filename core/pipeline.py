@@ -126,6 +126,27 @@ def fuse_and_scale(
     return persons, cameras, diagnostics
 
 
+def view_agreement_messages(
+    persons: tuple[PersonTrack, ...], observations: Observations, cameras: CameraRig, minimum: float = 0.5
+) -> list[str]:
+    """Name the views whose detections rarely agree with the other views (a wrong or misordered
+    calibration makes a view an outlier everywhere, while the others still reconstruct)."""
+    if len(cameras) < 2 or not persons:
+        return []
+    agreeing = np.zeros(len(cameras))
+    for person in persons:
+        multi_view = person.views.sum(axis=1) >= 2
+        agreeing += person.views[multi_view].sum(axis=0)
+    detections = np.bincount(observations.view, minlength=len(cameras))
+    share = agreeing / np.maximum(detections, 1)
+    return [
+        f"view {name} agrees with the other views for only {share[v]:.0%} of its {detections[v]} detections: "
+        "check that the calibration is for this rig and that the clips are in its camera order"
+        for v, name in enumerate(cameras.names)
+        if detections[v] >= 10 and share[v] < minimum
+    ]
+
+
 def reconstruct_from_observations(
     observations: Observations,
     cameras: CameraRig,
@@ -174,6 +195,7 @@ def reconstruct_from_observations(
     report("scale", 1.0)
     if not persons:
         messages.append("no person found: no tracklet lasted long enough to be kept")
+    messages += view_agreement_messages(persons, observations, scaled_cameras)
     diagnostics = replace(
         diagnostics,
         association_cost=association.costs.mean_cost,
