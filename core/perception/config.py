@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 class DetectorConfig:
     """How people are found in a frame."""
 
-    min_score: float = 0.5
-    """Detections below this confidence are discarded."""
+    min_score: float = 0.7
+    """Detections below this confidence are discarded (MediaPipe uses 0.5, which on the Pose2Sim demo
+    also finds a second, smaller "person" in one person's legs)."""
     nms_iou: float = 0.3
     """Face boxes overlapping more than this are one person (merged, score-weighted)."""
     tile_overlap: float = 0.5
