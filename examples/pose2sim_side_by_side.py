@@ -189,14 +189,13 @@ def run_pose2sim(
     overrides["project"]["frame_rate"] = int(round(reconstruction.fps))
     overrides["triangulation"]["undistort_points"] = undistort_points
     start = time.perf_counter()
-    with open(project / "pose2sim_output.txt", "w") as output:
-        subprocess.run(
-            [str(python), "-c", _RUNNER, str(project.resolve()), json.dumps(overrides)],
-            cwd=project,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
+    log_path = project / "pose2sim_output.txt"
+    with open(log_path, "w") as output:
+        command = [str(python), "-c", _RUNNER, str(project.resolve()), json.dumps(overrides)]
+        done = subprocess.run(command, cwd=project, stdout=output, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = "\n".join(log_path.read_text().splitlines()[-15:])
+        raise SystemExit(f"Pose2Sim failed (exit {done.returncode}); the end of {log_path}:\n{tail}")
     wall = time.perf_counter() - start
     result = json.loads((project / "side_by_side.json").read_text())
     log = (project / "logs.txt").read_text().splitlines()
@@ -422,7 +421,8 @@ def main(
     Args:
         reconstruction: Directory written by ``python -m studio reconstruct``.
         pose2sim_python: Python of the virtual environment where ``pose2sim`` is installed.
-        workdir: Where the Pose2Sim project is written (its ``pose2sim_project`` folder is replaced).
+        workdir: Where the Pose2Sim project is written (its ``pose2sim_project`` folder is replaced);
+            it must not hold a ``Config.toml`` of its own (Pose2Sim would merge it in).
         undistort_points: Let Pose2Sim undistort keypoints (its demo configuration does not).
     """
     recon = Reconstruction.load(reconstruction)
