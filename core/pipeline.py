@@ -17,6 +17,7 @@ from core.association import associate
 from core.config import ReconstructionConfig
 from core.errors import InputError
 from core.fusion import PersonCells, fuse, reprojection_residuals
+from core.handedness import orient_left_right
 from core.reconstruction import Reconstruction
 from core.refinement import refine_assignment
 from core.scale import adjust_scale, monocular_scale
@@ -90,9 +91,14 @@ def fuse_and_scale(
     config: ReconstructionConfig,
     seconds: dict[str, float],
 ) -> tuple[tuple[PersonTrack, ...], CameraRig, Diagnostics]:
-    """Fusion, scale adjustment and residuals for a given assignment (what an identity edit re-runs)."""
+    """Left/right orientation, fusion, scale adjustment and residuals for a given assignment (what an
+    identity edit re-runs). The detections stay as detected; the ones read mirror-wise are listed in
+    the diagnostics."""
     person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
     with _timed(seconds, "fusion"):
+        observations, mirrored = orient_left_right(
+            observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence
+        )
         persons = fuse(observations, person, cameras, num_frames, config.fusion)
     with _timed(seconds, "scale"):
         persons, cameras, estimate = adjust_scale(
@@ -122,6 +128,7 @@ def fuse_and_scale(
         scale_sample_frame=estimate.frame,
         scale_sample_view=estimate.view,
         scale_sample_inlier=estimate.inlier,
+        mirrored_observations=mirrored,
     )
     return persons, cameras, diagnostics
 
@@ -183,9 +190,12 @@ def reconstruct_from_observations(
     with _timed(seconds, "refinement"):
         if config.refinement.enabled and len(cameras) > 1:
             person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
-            persons = fuse(observations, person, cameras, num_frames, config.fusion)
+            oriented, _ = orient_left_right(
+                observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence
+            )
+            persons = fuse(oriented, person, cameras, num_frames, config.fusion)
             assignment = refine_assignment(
-                observations, tracklets, assignment, persons, cameras, num_frames, config.refinement
+                oriented, tracklets, assignment, persons, cameras, num_frames, config.refinement
             )
     report("refinement", 0.7)
     persons, scaled_cameras, diagnostics = fuse_and_scale(

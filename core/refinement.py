@@ -5,10 +5,11 @@ overlap in the image, and a detector can return a chimera of two overlapping peo
 on whole tracklets, so such a tracklet drags a wrong view into a person. Once persons are fused (robust
 triangulation outvotes the wrong view), each observation is compared with every person's fused joints
 projected into its view, provided another view supports that person at that frame (so that a person
-seen by one view only cannot claim an observation just because it was built from it); per view and
+seen by one view only cannot claim an observation just because it was built from it). Per view and
 frame, observations are matched to persons by the Hungarian algorithm; an observation that fits no
-person keeps its person if that person is seen by its view alone (someone only one camera sees); the per-frame labels are smoothed along each tracklet by a majority vote; and the tracklets are
-cut into pieces where their label changes. The result is an ordinary :class:`Assignment`, which an
+person keeps its person if that person is seen by its view alone (someone only one camera sees). The
+per-frame labels are then smoothed along each tracklet by a majority vote, and the tracklets are cut
+into pieces where their label changes. The result is an ordinary :class:`Assignment`, which an
 annotator can still edit.
 """
 
@@ -98,7 +99,8 @@ def match_per_frame(
     label = np.full(len(observations), -1, dtype=np.int64)
     if errors.shape[1] == 0:
         return label
-    key = observations.view.astype(np.int64) * (int(observations.frame.max(initial=0)) + 1) + observations.frame
+    frames = int(observations.frame.max(initial=0)) + 1
+    key = observations.view.astype(np.int64) * frames + observations.frame
     order = np.argsort(key, kind="stable")
     bounds = np.flatnonzero(np.diff(key[order])) + 1
     for group in np.split(order, bounds):  # one small assignment problem per (view, frame)
@@ -118,7 +120,8 @@ def pieces_from_labels(
 ) -> Assignment:
     """Majority-vote each tracklet's per-frame labels over ``window`` frames, then cut it where the voted
     label changes; frames voted "nobody" belong to no piece."""
-    columns: dict[str, list[int]] = {k: [] for k in ("view", "tracklet", "frame_start", "frame_end", "person")}
+    keys = ("view", "tracklet", "frame_start", "frame_end", "person")
+    columns: dict[str, list[int]] = {k: [] for k in keys}
     track = tracklets.observation_tracklet
     P = person_ids.size
     for tracklet in range(len(tracklets)):  # one vote per tracklet, vectorised over its frames

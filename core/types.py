@@ -268,6 +268,8 @@ class Diagnostics:
     association_shared_frames: Int[np.ndarray, "K K"] = field(
         default_factory=lambda: np.zeros((0, 0), dtype=np.int64)
     )
+    mirrored_observations: Int[np.ndarray, " M"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Observations whose left and right keypoints fusion exchanged to agree with the other views."""
     dropped_observations: int = 0
     """Observations removed on input because an essential field was not finite."""
     messages: tuple[str, ...] = ()

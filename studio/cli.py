@@ -19,7 +19,7 @@ from core.io.video import FrameRange
 from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.synthetic import SyntheticConfig, make_scene
-from studio.assets import install_examples, install_models
+from studio.assets import examples_directory, install_examples, install_models
 from studio.bench import format_table, run_bench
 from studio.export import export_joints_json
 from studio.progress import StageBars
@@ -114,6 +114,25 @@ def reconstruct(
     print(format_summary(summarize(reconstruction)))
 
 
+def example(
+    name: Literal["Demo_MultiPerson", "Demo_SinglePerson"] = "Demo_MultiPerson",
+    out: Path | None = None,
+    frames: str = "::",
+) -> None:
+    """Reconstruct a real example installed by `assets` (the Pose2Sim demo scenes: 4 calibrated cameras).
+
+    Args:
+        name: Which scene: two people and a bystander, or one person.
+        out: Directory the reconstruction is written to (default runs/NAME).
+        frames: Frame range START:STOP:STEP.
+    """
+    scene = examples_directory() / name
+    videos = sorted((scene / "videos").glob("*.mp4"))
+    if not videos:
+        raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
+    reconstruct(videos, scene / "calibration" / "Calib.qca.txt", out or Path("runs") / name, frames)
+
+
 def summary(directory: Positional[Path], json: bool = False) -> None:
     """Persons, frame spans, reprojection errors, scale factor and seconds per stage of a saved run.
 
@@ -154,6 +173,7 @@ def main(args: Sequence[str] | None = None) -> None:
         "bench": bench,
         "demo": demo,
         "reconstruct": reconstruct,
+        "example": example,
         "summary": summary,
         "export": export,
         "assets": assets,

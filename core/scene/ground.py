@@ -131,8 +131,9 @@ def sample_ground(
     for view in range(len(cameras)):
         camera = cameras.cameras[view]
         pixels = project_points(points, camera.K, camera.dist, camera.R, camera.t)
-        col, row = np.round(pixels[:, 0]).astype(np.int64), np.round(pixels[:, 1]).astype(np.int64)
         inside = np.isfinite(pixels).all(axis=1)
+        pixels = np.where(inside[:, None], pixels, -1.0)  # behind the camera: never inside
+        col, row = np.round(pixels[:, 0]).astype(np.int64), np.round(pixels[:, 1]).astype(np.int64)
         inside &= (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
         for image in images[view]:
             colour = np.full((points.shape[0], 3), np.nan)
