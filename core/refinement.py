@@ -164,6 +164,7 @@ def refine_assignment(
     column = np.full(int(person_ids.max(initial=-1)) + 2, -1)
     column[person_ids] = np.arange(person_ids.size)
     before = column[previous.person_of(tracklets.observation_tracklet, observations.frame)]
-    single_view = np.isinf(errors).all(axis=1) & (before >= 0)
+    previous_unsupported = np.isinf(errors[np.arange(errors.shape[0]), np.maximum(before, 0)])
+    single_view = (before >= 0) & previous_unsupported
     label = np.where((label < 0) & single_view, before, label)
     return pieces_from_labels(observations, tracklets, label, person_ids, config.window)

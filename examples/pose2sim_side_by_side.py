@@ -39,6 +39,7 @@ from jaxtyping import Float, Int
 from scipy.optimize import linear_sum_assignment
 
 from core.geometry import project_points
+from core.handedness import mirror_permutation
 from core.io.calibration import write_calibration
 from core.keypoints import BLAZEPOSE_NAMES
 from core.reconstruction import Reconstruction
@@ -104,6 +105,8 @@ class Skeletons:
     """Observation rows each person was reconstructed from."""
     detection_index: tuple[Int[np.ndarray, " M"], ...]
     """Index into the person's ``frames`` of each of those rows."""
+    mirrored: frozenset[int] = frozenset()
+    """Observation rows this method read with left and right exchanged (ours: the fusion's choice)."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,7 @@ def our_skeletons(reconstruction: Reconstruction) -> Skeletons:
         tuple(p.joints for p in reconstruction.persons),
         tuple(rows),
         tuple(index),
+        frozenset(reconstruction.diagnostics.mirrored_observations.tolist()),
     )
 
 
@@ -291,22 +295,26 @@ def detection_errors_px(
     reconstruction: Reconstruction,
     landmarks: tuple[str, ...],
     max_error_px: float = np.inf,
+    mirrored: frozenset[int] = frozenset(),
 ) -> Float[np.ndarray, " M"]:
     """Mean pixel distance between each skeleton's projection and its detection (observation ``rows``).
 
     Counts the ``landmarks`` (names of both the skeleton and the detection layout) where the detection
     is at least ``MIN_CONFIDENCE`` sure, the 3D joint is finite and the distance is at most
-    ``max_error_px``; NaN where none counts.
+    ``max_error_px``; NaN where none counts. Rows in ``mirrored`` are compared left to right.
     """
     observations, cameras = reconstruction.observations, reconstruction.cameras
     joint = [names.index(name) for name in landmarks]
-    keypoint = [observations.keypoint_names.index(name) for name in landmarks]
+    keypoint = np.array([observations.keypoint_names.index(name) for name in landmarks])
+    flip = np.isin(rows, list(mirrored))[:, None]
+    keypoint = np.where(flip, mirror_permutation(observations.keypoint_names)[keypoint], keypoint)  # (M, L)
     views = observations.view[rows]
     pixels = project_points(
         joints[:, joint], cameras.K[views], cameras.dist[views], cameras.R[views], cameras.t[views]
     )  # (M, L, 2)
-    detected = observations.keypoints2d[rows][:, keypoint]
-    confident = observations.keypoint_confidence[rows][:, keypoint] >= MIN_CONFIDENCE
+    detected = np.take_along_axis(observations.keypoints2d[rows], keypoint[..., None], axis=1)
+    confidence = np.take_along_axis(observations.keypoint_confidence[rows], keypoint, axis=1)
+    confident = confidence >= MIN_CONFIDENCE
     valid = confident & np.isfinite(pixels).all(-1) & np.isfinite(detected).all(-1)
     distance = np.linalg.norm(np.nan_to_num(pixels - detected), axis=-1)
     valid &= distance <= max_error_px
@@ -325,7 +333,9 @@ def mean_reprojection_px(
     """A person's reprojection error: the mean of :func:`detection_errors_px` over its detections."""
     rows, index = skeletons.detections[person], skeletons.detection_index[person]
     joints = skeletons.joints[person][index]
-    errors = detection_errors_px(joints, skeletons.names, rows, reconstruction, landmarks, max_error_px)
+    errors = detection_errors_px(
+        joints, skeletons.names, rows, reconstruction, landmarks, max_error_px, skeletons.mirrored
+    )
     return float(np.nanmean(errors)) if np.isfinite(errors).any() else float("nan")
 
 

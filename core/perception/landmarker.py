@@ -82,23 +82,23 @@ def refine_from_heatmaps(
     points: Float[np.ndarray, "R J 2"], heatmaps: Float[np.ndarray, "R H W J"]
 ) -> Float[np.ndarray, "R J 2"]:
     """Each landmark moved to the confidence-weighted centre of its heatmap in a 7×7-cell window around
-    the regressed position, when the window's peak is confident; crop pixels in and out."""
+    the regressed position (shrunk at the heatmap's border), when the window's peak is confident; points
+    outside the heatmap are left alone. Crop pixels in and out."""
     R, H, W, J = heatmaps.shape
     cell = LANDMARK_INPUT_SIZE / W
     center = np.floor(points / cell).astype(np.int64)  # (R, J, 2) heatmap cells
     offsets = np.arange(_HEATMAP_KERNEL) - _HEATMAP_KERNEL // 2
-    cols = np.clip(center[..., 0, None] + offsets, 0, W - 1)  # (R, J, k)
-    rows = np.clip(center[..., 1, None] + offsets, 0, H - 1)
+    cols, rows = center[..., 0, None] + offsets, center[..., 1, None] + offsets  # (R, J, k)
+    inside = ((cols >= 0) & (cols < W))[..., None, :] & ((rows >= 0) & (rows < H))[..., :, None]
+    person, landmark = np.arange(R)[:, None, None, None], np.arange(J)[None, :, None, None]
     window = heatmaps[
-        np.arange(R)[:, None, None, None],
-        rows[..., :, None],
-        cols[..., None, :],
-        np.arange(J)[None, :, None, None],
+        person, np.clip(rows, 0, H - 1)[..., :, None], np.clip(cols, 0, W - 1)[..., None, :], landmark
     ]  # (R, J, k, k)
-    confidence = _sigmoid(window)
+    confidence = np.where(inside, _sigmoid(window), 0.0)
     total = np.maximum(confidence.sum(axis=(-1, -2)), 1e-9)
     x = (confidence * cols[..., None, :]).sum(axis=(-1, -2)) / total
     y = (confidence * rows[..., :, None]).sum(axis=(-1, -2)) / total
     refined = (np.stack([x, y], axis=-1) + 0.5) * cell  # cell centres, in crop pixels
-    confident = confidence.max(axis=(-1, -2)) >= _HEATMAP_MIN_CONFIDENCE
+    in_heatmap = ((center >= 0) & (center < np.array([W, H]))).all(axis=-1)
+    confident = in_heatmap & (confidence.max(axis=(-1, -2)) >= _HEATMAP_MIN_CONFIDENCE)
     return np.where(confident[..., None], refined, points)

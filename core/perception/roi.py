@@ -66,7 +66,10 @@ def crop_regions(pyramid: list[np.ndarray], regions: Regions, size: int) -> np.n
     affines = regions.crop_to_image(size)
     levels = np.clip(np.floor(np.log2(np.maximum(regions.side / size, 1.0))), 0, len(pyramid) - 1)
     for i, (affine, level) in enumerate(zip(affines, levels.astype(int), strict=True)):
-        affine = affine / 2**level  # pyramid levels halve continuous coordinates exactly
+        affine = affine / 2**level
+        # pyrDown centres a pixel of the next level on the even pixel below it, not between the two, so
+        # continuous coordinates map as x_L = x_0 / 2^L + (1 - 2^-L) / 2.
+        affine[:, 2] += (1 - 2.0**-level) / 2
         affine[:, 2] += affine[:, :2].sum(axis=1) * 0.5 - 0.5  # to OpenCV's pixel-centre convention
         cv2.warpAffine(
             pyramid[level],

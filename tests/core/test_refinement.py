@@ -86,13 +86,6 @@ def test_a_lone_person_only_one_view_sees_keeps_its_tracklet(scene):
     np.testing.assert_array_equal(refined.person_of(tracklets.observation_tracklet, sub.frame), sub_who)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refine_assignment keeps an unmatched observation's person only when its errors to *every* "
-    "person are infinite (np.isinf(errors).all(axis=1)); the module docstring says it keeps it when *that* "
-    "person is seen by its view alone. With anyone else in the scene seen by two views the errors to them "
-    "are finite, so a person only one camera sees loses all its pieces and vanishes from the reconstruction",
-)
 def test_a_person_only_one_view_sees_keeps_its_tracklet_beside_people_several_views_see(scene):
     sub, sub_who, tracklets, assignment = single_view_person(scene, others=True)
     refined = refine(scene, sub, tracklets, assignment)

@@ -69,16 +69,6 @@ def test_low_confidence_heatmaps_and_blobs_outside_the_window_leave_points_untou
     np.testing.assert_array_equal(refine_from_heatmaps(points, heatmaps), points)
 
 
-BORDER = pytest.mark.xfail(
-    strict=True,
-    reason="refine_from_heatmaps clips the 7×7 window's indices into the heatmap, so near the border the "
-    "edge cells are counted several times (pulling the centre towards the edge) and a point outside the "
-    "crop is snapped onto the edge cells; MediaPipe's RefineLandmarksFromHeatMap shrinks the window at the "
-    "border (zero border) and leaves points outside the heatmap untouched",
-)
-
-
-@BORDER
 def test_a_blob_at_the_heatmap_border_is_not_pulled_towards_the_edge():
     heatmaps = np.full((1, 64, 64, 1), OFF)
     blob(heatmaps, 0, 0, col=1, row=62)
@@ -86,7 +76,6 @@ def test_a_blob_at_the_heatmap_border_is_not_pulled_towards_the_edge():
     np.testing.assert_allclose(refined[0, 0], [1.5 * CELL, 62.5 * CELL], atol=1e-9)
 
 
-@BORDER
 def test_a_point_outside_the_crop_is_left_where_it_is():
     heatmaps = np.full((1, 64, 64, 1), OFF)
     blob(heatmaps, 0, 0, col=1, row=30)

@@ -91,23 +91,15 @@ def centroid(crop):
     return np.array([(weight * cols).sum(), (weight * rows).sum()]) / weight.sum()
 
 
-PYRAMID_SHIFT = pytest.mark.xfail(
-    strict=True,
-    reason="crop_regions scales continuous coordinates by 2**-level, but cv2.pyrDown centres level-1 pixel i "
-    "on level-0 pixel centre 2i + 0.5, not 2i + 1: content read from level L is displaced by "
-    "(2**L - 1) / 2 image pixels along +x and +y (0.5 px at level 1, 1.5 px at level 2)",
-)
-
-
 @pytest.mark.parametrize(
     ("side", "angle", "levels"),
     [
         (64.0, 0.0, 1),  # 1 image pixel per crop pixel
         (64.0, 0.4, 1),
         (128.0, 2.5, 1),  # 2 per crop pixel, no pyramid: bilinear from the full image
-        pytest.param(128.0, 0.4, 3, marks=PYRAMID_SHIFT),  # 2 per crop pixel: pyramid level 1
-        pytest.param(256.0, -1.1, 3, marks=PYRAMID_SHIFT),  # 4 per crop pixel: level 2
-        pytest.param(512.0, 2.5, 3, marks=PYRAMID_SHIFT),  # 8 per crop pixel: the coarsest level there is (2)
+        (128.0, 0.4, 3),  # 2 per crop pixel: pyramid level 1
+        (256.0, -1.1, 3),  # 4 per crop pixel: level 2
+        (512.0, 2.5, 3),  # 8 per crop pixel: the coarsest level there is (2)
     ],
 )
 def test_a_blob_lands_where_the_inverse_affine_puts_it_at_every_pyramid_level(side, angle, levels):
