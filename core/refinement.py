@@ -7,7 +7,8 @@ triangulation outvotes the wrong view), each observation is compared with every 
 projected into its view, provided another view supports that person at that frame (so that a person
 seen by one view only cannot claim an observation just because it was built from it). Per view and
 frame, observations are matched to persons by the Hungarian algorithm; an observation that fits no
-person keeps its person if that person is seen by its view alone (someone only one camera sees). The
+person keeps its person if that person is seen by its view alone (someone only one camera sees) and
+its tracklet is long enough not to be a false positive. The
 per-frame labels are then smoothed along each tracklet by a majority vote, and the tracklets are cut
 into pieces where their label changes. The result is an ordinary :class:`Assignment`, which an
 annotator can still edit.
@@ -41,6 +42,9 @@ class RefinementConfig:
     """Frames of the majority vote along a tracklet (odd)."""
     min_keypoint_confidence: float = 0.5
     """Keypoints less confident than this are not compared."""
+    min_single_view_frames: int = 30
+    """A person only one view sees is kept only from tracklets at least this long: shorter ones are far
+    more often a detector's false positive (e.g. a second, smaller skeleton found in a person's legs)."""
 
 
 def fit_errors(
@@ -165,6 +169,8 @@ def refine_assignment(
     column[person_ids] = np.arange(person_ids.size)
     before = column[previous.person_of(tracklets.observation_tracklet, observations.frame)]
     previous_unsupported = np.isinf(errors[np.arange(errors.shape[0]), np.maximum(before, 0)])
-    single_view = (before >= 0) & previous_unsupported
+    track = tracklets.observation_tracklet
+    long_enough = tracklets.length[np.maximum(track, 0)] >= config.min_single_view_frames
+    single_view = (before >= 0) & previous_unsupported & (track >= 0) & long_enough
     label = np.where((label < 0) & single_view, before, label)
     return pieces_from_labels(observations, tracklets, label, person_ids, config.window)

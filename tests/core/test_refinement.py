@@ -160,3 +160,14 @@ def test_majority_vote_removes_a_blip_and_cuts_at_a_real_change():
     np.testing.assert_array_equal(assignment.frame_start, [0, 10, 5])
     np.testing.assert_array_equal(assignment.frame_end, [9, 19, 7])
     np.testing.assert_array_equal(assignment.person, [7, 3, 7])  # person ids, not columns
+
+
+def test_a_short_track_only_one_view_sees_is_dropped_as_a_false_positive(scene):
+    sub, sub_who, tracklets, assignment = single_view_person(scene, others=True)
+    short = RefinementConfig(min_single_view_frames=FRAMES + 1)  # longer than any tracklet here
+    person = assignment.person_of(tracklets.observation_tracklet, sub.frame)
+    persons = fuse(sub, person, scene.cameras, FRAMES, FusionConfig())
+    refined = refine_assignment(sub, tracklets, assignment, persons, scene.cameras, FRAMES, short)
+    labels = refined.person_of(tracklets.observation_tracklet, sub.frame)
+    np.testing.assert_array_equal(labels[sub_who == 1], -1)
+    np.testing.assert_array_equal(labels[sub_who == 0], 0)
