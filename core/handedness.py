@@ -17,7 +17,7 @@ import numpy as np
 from jaxtyping import Bool, Float, Int
 
 from core.fusion import PersonCells
-from core.geometry import pixel_rays
+from core.geometry import line_distances, pixel_rays
 from core.types import CameraRig, Observations
 
 _CELLS_PER_CHUNK = 1024
@@ -45,18 +45,16 @@ def _pair_costs(
 ) -> Float[np.ndarray, "C V V 2"]:
     """Mean ray distance between every two views of a cell, with the second view as detected (0) or
     mirrored (1); NaN where no keypoint is confident in both."""
+    d = np.moveaxis(directions, 2, 1)  # (C, K, V, 3)
+    w = np.moveaxis(weight, 2, 1)  # (C, K, V)
+    c = np.broadcast_to(centers[:, None], d.shape)
     costs = []
     for order in (np.arange(permutation.size), permutation):
-        d_b, w_b = directions[:, :, order], weight[:, :, order]
-        normal = np.cross(directions[:, :, None], d_b[:, None])  # (C, V, V, K, 3)
-        baseline = (centers[:, None] - centers[:, :, None])[:, :, :, None]
-        norm = np.linalg.norm(normal, axis=-1)
-        distance = np.abs(np.einsum("cuvkd,cuvkd->cuvk", np.broadcast_to(baseline, normal.shape), normal))
-        distance /= np.maximum(norm, 1e-9)
-        pair_weight = np.minimum(weight[:, :, None], w_b[:, None]) * (norm > 1e-6)
-        total = pair_weight.sum(axis=-1)
+        distance, sine = line_distances(c, d, c, d[:, order])  # (C, K, V, V)
+        pair_weight = np.minimum(w[..., :, None], w[:, order, None, :]) * (sine > 1e-6)
+        total = pair_weight.sum(axis=1)
         with np.errstate(invalid="ignore"):
-            costs.append(np.where(total > 0, (pair_weight * distance).sum(axis=-1) / total, np.nan))
+            costs.append(np.where(total > 0, (pair_weight * distance).sum(axis=1) / total, np.nan))
     return np.stack(costs, axis=-1)
 
 

@@ -188,7 +188,10 @@ def reconstruct_from_observations(
     report("association", 0.6)
     assignment = association.assignment
     with _timed(seconds, "refinement"):
-        if config.refinement.enabled and len(cameras) > 1:
+        # Only triangulated joints reproject onto the detections they came from; a body-model estimate
+        # averaged over views does not, so its misfit would say nothing about identity.
+        triangulated = observations.shape_model == "none"
+        if config.refinement.enabled and triangulated and len(cameras) > 1:
             person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
             oriented, _ = orient_left_right(
                 observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence
