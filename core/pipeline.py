@@ -209,6 +209,11 @@ def reconstruct_from_observations(
     if not persons:
         messages.append("no person found: no tracklet lasted long enough to be kept")
     messages += view_agreement_messages(persons, observations, scaled_cameras)
+    messages += [
+        f"person {p.person_id} is seen by one view only: its position is that view's monocular estimate"
+        for p in persons
+        if len(cameras) > 1 and p.views.sum(axis=1).max(initial=0) < 2
+    ]
     diagnostics = replace(
         diagnostics,
         association_cost=association.costs.mean_cost,
