@@ -468,29 +468,29 @@ def triangulate_rays_robust(
         & np.isfinite(origins).all(axis=-1)
         & np.isfinite(directions).all(axis=-1)
     )
-    view_index = np.arange(n_views)
+    batch_shape = shape[:-2]
+    origins, directions = origins.reshape(-1, n_views, 3), directions.reshape(-1, n_views, 3)
+    weights, active = weights.reshape(-1, n_views), active.reshape(-1, n_views).copy()
     points = triangulate_rays(origins, directions, np.where(active, weights, 0.0))
     for _ in range(n_views):
         dists = np.where(active, point_ray_distances(points, origins, directions), -np.inf)
-        worst_dist = dists.max(axis=-1)
-        drop = np.isfinite(points).all(axis=-1) & (worst_dist > threshold) & (active.sum(axis=-1) > min_views)
-        if not drop.any():
+        drop = np.isfinite(points).all(axis=-1) & (dists.max(axis=-1) > threshold)
+        drop = np.flatnonzero(drop & (active.sum(axis=-1) > min_views))
+        if drop.size == 0:
             break
         # An outlier pulls the joint fit towards itself, so the largest residual can sit on a good view:
-        # drop the view whose removal leaves the smallest worst residual (leave-one-out, batched).
-        loo_active = active[..., None, :] & ~np.eye(n_views, dtype=bool)  # (..., candidate, V)
-        loo_points = triangulate_rays(
-            origins[..., None, :, :],
-            directions[..., None, :, :],
-            np.where(loo_active, weights[..., None, :], 0.0),
+        # drop the view whose removal leaves the smallest worst residual (leave-one-out, batched over the
+        # elements that still have an outlier only).
+        o, d, a = origins[drop, None], directions[drop, None], active[drop]
+        loo_active = a[:, None, :] & ~np.eye(n_views, dtype=bool)  # (S, candidate, V)
+        loo_points = triangulate_rays(o, d, np.where(loo_active, weights[drop, None, :], 0.0))
+        loo_worst = np.where(loo_active, point_ray_distances(loo_points, o, d), -np.inf).max(axis=-1)
+        loo_worst = np.where(a & np.isfinite(loo_points).all(axis=-1), loo_worst, np.inf)
+        active[drop, np.argmin(loo_worst, axis=-1)] = False
+        points[drop] = triangulate_rays(
+            origins[drop], directions[drop], np.where(active[drop], weights[drop], 0.0)
         )
-        loo_dists = point_ray_distances(loo_points, origins[..., None, :, :], directions[..., None, :, :])
-        loo_worst = np.where(loo_active, loo_dists, -np.inf).max(axis=-1)
-        loo_worst = np.where(active & np.isfinite(loo_points).all(axis=-1), loo_worst, np.inf)
-        worst = np.argmin(loo_worst, axis=-1)
-        active = active & ~(drop[..., None] & (view_index == worst[..., None]))
-        points = triangulate_rays(origins, directions, np.where(active, weights, 0.0))
-    return points, active
+    return points.reshape(*batch_shape, 3), active.reshape(*batch_shape, n_views)
 
 
 def triangulate_pixels(
