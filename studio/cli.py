@@ -118,6 +118,7 @@ def example(
     name: Literal["Demo_MultiPerson", "Demo_SinglePerson"] = "Demo_MultiPerson",
     out: Path | None = None,
     frames: str = "::",
+    config: ReconstructionConfig = _DEFAULT_CONFIG,
 ) -> None:
     """Reconstruct a real example installed by `assets` (the Pose2Sim demo scenes: 4 calibrated cameras).
 
@@ -125,12 +126,14 @@ def example(
         name: Which scene: two people and a bystander, or one person.
         out: Directory the reconstruction is written to (default runs/NAME).
         frames: Frame range START:STOP:STEP.
+        config: Settings of every stage.
     """
     scene = examples_directory() / name
     videos = sorted((scene / "videos").glob("*.mp4"))
     if not videos:
         raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
-    reconstruct(videos, scene / "calibration" / "Calib.qca.txt", out or Path("runs") / name, frames)
+    calibration = scene / "calibration" / "Calib.qca.txt"
+    reconstruct(videos, calibration, out or Path("runs") / name, frames, config=config)
 
 
 def summary(directory: Positional[Path], json: bool = False) -> None:
