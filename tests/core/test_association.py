@@ -138,16 +138,22 @@ def test_pose_weight_zero_gives_the_same_persons_on_an_exact_scene(scene):
     np.testing.assert_array_equal(default.tracklet_person, position_only.tracklet_person)
 
 
+def swapped_in_view_1(observations, who, *fields):
+    """The observations with persons 0 and 1 of view 1 exchanging the given fields at every frame."""
+    values = {name: getattr(observations, name).copy() for name in fields}
+    for frame in np.unique(observations.frame):
+        here = (observations.frame == frame) & (observations.view == 1)
+        a, b = np.flatnonzero(here & (who == 0)), np.flatnonzero(here & (who == 1))
+        for name, value in values.items():
+            value[a], value[b] = getattr(observations, name)[b], getattr(observations, name)[a]
+    return dataclasses.replace(observations, **values)
+
+
 def test_swapped_canonical_poses_mislead_pose_only_association():
     scene = exact_scene(persons=2, views=2, frames=40, seed=0)
     obs, who = scene.observations, scene.observation_identity
     # In view 1, person 0 reports person 1's canonical pose and vice versa.
-    pose = obs.canonical_pose.copy()
-    for frame in range(40):
-        a = np.flatnonzero((obs.frame == frame) & (obs.view == 1) & (who == 0))
-        b = np.flatnonzero((obs.frame == frame) & (obs.view == 1) & (who == 1))
-        pose[a], pose[b] = obs.canonical_pose[b], obs.canonical_pose[a]
-    swapped = dataclasses.replace(obs, canonical_pose=pose)
+    swapped = swapped_in_view_1(obs, who, "canonical_pose")
     tracklets = identity_tracklets(scene, swapped)  # ids: (view 0: p0, p1), (view 1: p0, p1)
     by_position = associate(swapped, tracklets, scene.cameras, AssociationConfig(ray_weight=0.0))
     by_pose = associate(
@@ -164,14 +170,7 @@ def test_keypoint_rays_associate_when_monocular_depths_are_swapped():
     """Calibrated rays decide even when each view's depth estimate puts its two people the wrong way round."""
     scene = exact_scene(persons=2, views=2, frames=40, seed=0)
     obs, who = scene.observations, scene.observation_identity
-    position = obs.position_cam.copy()
-    pose = obs.canonical_pose.copy()
-    for frame in range(40):
-        a = np.flatnonzero((obs.frame == frame) & (obs.view == 1) & (who == 0))
-        b = np.flatnonzero((obs.frame == frame) & (obs.view == 1) & (who == 1))
-        position[a], position[b] = obs.position_cam[b], obs.position_cam[a]
-        pose[a], pose[b] = obs.canonical_pose[b], obs.canonical_pose[a]
-    misleading = dataclasses.replace(obs, position_cam=position, canonical_pose=pose)
+    misleading = swapped_in_view_1(obs, who, "position_cam", "canonical_pose")
     tracklets = identity_tracklets(scene, misleading)
     paper = associate(misleading, tracklets, scene.cameras, AssociationConfig(ray_weight=0.0, gate=10.0))
     rays = associate(

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from core.io.calibration.cameras import checked_rig
-from core.io.calibration.errors import CalibrationError, read_text
+from core.io.calibration.errors import CalibrationError, paired_files, read_text
 from core.types import CameraRig
 
 __all__ = ["COLMAP_FILES", "read_colmap"]
@@ -35,13 +35,7 @@ _MODELS = {
 
 def read_colmap(path: Path) -> CameraRig:
     """Read ``cameras.txt`` + ``images.txt`` from ``path`` (either file, or their folder), in image order."""
-    folder = path if path.is_dir() else path.parent
-    cameras_path, images_path = (folder / name for name in COLMAP_FILES)
-    for required in (cameras_path, images_path):
-        if not required.is_file():
-            raise CalibrationError(
-                f"{required}: not found; a COLMAP model is cameras.txt and images.txt side by side"
-            )
+    cameras_path, images_path = paired_files(path, COLMAP_FILES, "COLMAP")
     intrinsics = _read_cameras(cameras_path)
     names, camera_ids, poses = _read_images(images_path)
     missing = sorted(set(camera_ids) - intrinsics.keys())

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from core.io.calibration.cameras import checked_rig
-from core.io.calibration.errors import CalibrationError, read_text
+from core.io.calibration.errors import CalibrationError, paired_files, read_text
 from core.io.calibration.opencv_yaml import OpenCvYaml
 from core.types import CameraRig
 
@@ -27,13 +27,7 @@ EASYMOCAP_FILES = ("intri.yml", "extri.yml")
 
 def read_easymocap(path: Path) -> CameraRig:
     """Read ``intri.yml`` + ``extri.yml`` from ``path`` (either file or their folder), in ``names`` order."""
-    folder = path if path.is_dir() else path.parent
-    intri_path, extri_path = (folder / name for name in EASYMOCAP_FILES)
-    for required in (intri_path, extri_path):
-        if not required.is_file():
-            raise CalibrationError(
-                f"{required}: not found; EasyMocap calibrations are intri.yml and extri.yml side by side"
-            )
+    intri_path, extri_path = paired_files(path, EASYMOCAP_FILES, "EasyMocap")
     intri = OpenCvYaml.parse(intri_path, read_text(intri_path))
     extri = OpenCvYaml.parse(extri_path, read_text(extri_path))
     names = intri.strings("names")
@@ -48,7 +42,7 @@ def read_easymocap(path: Path) -> CameraRig:
         t.append(extri.matrix(f"T_{n}", 3))
         size.append([intri.number(f"W_{n}"), intri.number(f"H_{n}")] if f"W_{n}" in intri else [0, 0])
     size = np.maximum(size, 0)  # EasyMocap writes -1 for an unknown size
-    return checked_rig(folder, names, np.stack(K), np.stack(dist), np.stack(R), np.stack(t), size)
+    return checked_rig(intri_path.parent, names, np.stack(K), np.stack(dist), np.stack(R), np.stack(t), size)
 
 
 def _rotation(extri: OpenCvYaml, name: str) -> np.ndarray:

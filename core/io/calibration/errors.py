@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.errors import InputError
 
-__all__ = ["CalibrationError", "read_bytes", "read_text"]
+__all__ = ["CalibrationError", "paired_files", "read_bytes", "read_text"]
 
 
 class CalibrationError(InputError):
@@ -28,3 +28,16 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise CalibrationError(f"{path}: not a UTF-8 text file (bad byte at offset {error.start})") from error
+
+
+def paired_files(path: Path, names: tuple[str, ...], format_name: str) -> tuple[Path, ...]:
+    """The files ``names`` of a format stored as several files side by side, given one of them or their
+    folder; a missing one is a CalibrationError naming it."""
+    folder = path if path.is_dir() else path.parent
+    files = tuple(folder / name for name in names)
+    for required in files:
+        if not required.is_file():
+            raise CalibrationError(
+                f"{required}: not found; {format_name} calibrations are {' and '.join(names)} side by side"
+            )
+    return files
