@@ -28,7 +28,8 @@ class BlazePoseConfig:
     region_scale: float = 1.25
     """A person's crop is the full-body circle's square enlarged by this factor."""
     duplicate_distance: float = 0.1
-    """Two results whose landmarks are on average closer than this fraction of the body height are one."""
+    """A result half of whose landmarks lie closer than this fraction of its body height to the same
+    landmarks of a more confident one is a duplicate (or a chimera of two overlapping people)."""
     max_people: int = 12
     """At most this many people per view and frame (the most confident)."""
     threads: int = 2
