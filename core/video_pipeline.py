@@ -1,8 +1,9 @@
 """Clips and a calibration in, a Reconstruction out: ingest → detection → the engine → ground plane.
 
-Every failure a user can cause (unreadable clip, clips out of step, calibration of another rig) is an
-``InputError`` naming the file, raised before the slow detection starts. What goes wrong later (a view
-where nobody is seen, a black or frozen clip) becomes a message in the result, which is still written.
+Every failure a user can cause (unreadable clip, clips out of step, a calibration whose cameras do not
+match the clips) is an ``InputError`` naming the file, raised before the slow detection starts. What
+goes wrong later (a view where nobody is seen, a black or frozen clip, a view that agrees with no other
+one) becomes a message in the result, which is still written.
 """
 
 from __future__ import annotations
