@@ -1,0 +1,1 @@
+"""Body models behind one interface: SMPL-X-layout parameters in, vertices and named joints out."""
