@@ -21,7 +21,7 @@ from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.synthetic import SyntheticConfig, make_scene
 from studio.assets import examples_directory, install_examples, install_models
 from studio.bench import format_table, run_bench
-from studio.export import export_joints_json
+from studio.export import export_joints_json, export_points_ply
 from studio.progress import StageBars
 from studio.summary import format_summary, summarize
 
@@ -147,15 +147,19 @@ def summary(directory: Positional[Path], json: bool = False) -> None:
     print(jsonlib.dumps(result, indent=1) if json else format_summary(result))
 
 
-def export(directory: Positional[Path], out: Path, format: Literal["joints-json"] = "joints-json") -> None:
+def export(
+    directory: Positional[Path], out: Path, format: Literal["joints-json", "ply"] = "joints-json"
+) -> None:
     """Write a saved reconstruction in a format other tools read.
 
     Args:
         directory: A directory written by `reconstruct` or `demo`.
         out: The file to write.
-        format: joints-json: {person_id: {frame: {joint: [x, y, z]}}} in world metres.
+        format: joints-json: {person_id: {frame: {joint: [x, y, z]}}} in world metres; ply: the scene
+            points (the textured floor) with their colours.
     """
-    export_joints_json(Reconstruction.load(directory), out)
+    writers = {"joints-json": export_joints_json, "ply": export_points_ply}
+    writers[format](Reconstruction.load(directory), out)
     print(f"{format} written to {out}")
 
 

@@ -29,14 +29,14 @@ def joints_tree(reconstruction: Reconstruction) -> dict[str, dict[str, dict[str,
     return tree
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
     """Write through a temporary file renamed into place: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        with os.fdopen(handle, "wb" if isinstance(content, bytes) else "w") as file:
+            file.write(content)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -46,3 +46,11 @@ def write_atomically(path: Path, text: str) -> None:
 def export_joints_json(reconstruction: Reconstruction, path: Path) -> None:
     """The 3D joints of every person and frame as one JSON file."""
     write_atomically(path, json.dumps(joints_tree(reconstruction)))
+
+
+def export_points_ply(reconstruction: Reconstruction, path: Path) -> None:
+    """The scene points with their colours as a binary PLY (world metres, z up)."""
+    import trimesh  # only this export needs it
+
+    cloud = trimesh.PointCloud(reconstruction.points, colors=reconstruction.point_colors)
+    write_atomically(path, cloud.export(file_type="ply"))

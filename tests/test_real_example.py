@@ -103,3 +103,13 @@ def test_demo_single_person_is_one_person_within_eight_pixels():
     reconstruction = reconstruct_from_videos(clips(SINGLE), calibration(SINGLE), FrameRange())
     assert len(reconstruction.persons) == 1
     assert np.nanmean(reconstruction.persons[0].residuals_px) <= 8.0
+
+
+def test_the_floor_exports_as_a_coloured_ply(short_run, tmp_path):
+    import trimesh
+
+    main(["export", str(short_run), "--format", "ply", "--out", str(tmp_path / "floor.ply")])
+    cloud = trimesh.load(tmp_path / "floor.ply")
+    reconstruction = Reconstruction.load(short_run)
+    np.testing.assert_allclose(cloud.vertices, reconstruction.points, atol=1e-5)  # stored as float32
+    np.testing.assert_array_equal(cloud.colors[:, :3], reconstruction.point_colors)
