@@ -256,16 +256,20 @@ class SmplxBody:
             raise BodyModelError(f"{path}: no vertex is skinned mostly to the head joint (weights)")
         self.head_top_vertex = int(head[layer.v_template[head, 1].argmax()])
         """Template vertex of ``head_top``: highest (y) of those skinned mostly to the head."""
+        # The joints-only path needs the vertices the joint regressor reads, then the landmark vertices.
+        regressed = torch.nonzero(layer.J_regressor.abs().sum(dim=0) > 0).squeeze(1)
         landmarks = layer.vertex_joint_selector.extra_joints_idxs
-        self._landmark_vertices = torch.cat([landmarks, landmarks.new_tensor([self.head_top_vertex])])
-        self._landmark_weights = weights[self._landmark_vertices]  # (K, 55)
+        landmarks = torch.cat([landmarks, landmarks.new_tensor([self.head_top_vertex])])  # (K,)
+        used = torch.cat([regressed, landmarks])  # (R + K,)
+        self._num_regressed = len(regressed)
+        self._used_template = layer.v_template[used]
+        self._used_shapedirs = layer.shapedirs[used]  # (R + K, 3, S); the expression is zero
+        self._used_regressor = layer.J_regressor[:, regressed]  # (55, R)
+        self._landmark_weights = weights[landmarks]  # (K, 55)
         num_pose_features = layer.posedirs.shape[0]
         self._landmark_posedirs = (  # (P, K·3): the pose blend shapes of the landmark vertices only
-            layer.posedirs.view(num_pose_features, -1, 3)[:, self._landmark_vertices].reshape(
-                num_pose_features, -1
-            )
+            layer.posedirs.view(num_pose_features, -1, 3)[:, landmarks].reshape(num_pose_features, -1)
         )
-        self._shapedirs = torch.cat([layer.shapedirs, layer.expr_dirs], dim=-1)  # (V, 3, S + E)
 
     @property
     def faces(self) -> Int[np.ndarray, "F 3"]:
@@ -361,23 +365,26 @@ class SmplxBody:
         body_pose: Float[torch.Tensor, "B 21 3 3"],
         transl: Float[torch.Tensor, "B 3"],
     ) -> Float[torch.Tensor, "B J 3"]:
-        """``smplx``'s linear blend skinning of the landmark vertices only (same joints as ``_full``)."""
+        """``smplx``'s linear blend skinning of the landmark vertices only (same joints as ``_full``).
+
+        The shape blend shapes are evaluated only at the vertices the joint regressor reads (its
+        non-zero columns) and at the landmarks; the pose blend shapes and the skinning only at the
+        landmarks. The expression is zero, so its blend shapes are left out.
+        """
         layer = self._layer
         B = betas.shape[0]
         eye = torch.eye(3, device=betas.device, dtype=betas.dtype)
         rest = eye.expand(B, 1 + 2 * layer.NUM_HAND_JOINTS + 2, 3, 3)  # jaw, eyes, hands
         # smplx's full-pose order: root, body, jaw, left eye, right eye, left hand, right hand
         rotations = torch.cat([global_orient[:, None], body_pose, rest], dim=1)  # (B, 55, 3, 3)
-        shape = torch.cat([betas, betas.new_zeros(B, layer.num_expression_coeffs)], dim=-1)
-        v_shaped = layer.v_template + blend_shapes(shape, self._shapedirs)  # (B, V, 3)
-        rest_joints = vertices2joints(layer.J_regressor, v_shaped)
+        v_shaped = self._used_template + blend_shapes(betas, self._used_shapedirs)  # (B, R + K, 3)
+        rest_joints = vertices2joints(self._used_regressor, v_shaped[:, : self._num_regressed])
         posed_joints, transforms = batch_rigid_transform(
             rotations, rest_joints, layer.parents, dtype=betas.dtype
         )
         pose_feature = (rotations[:, 1:] - eye).reshape(B, -1)
-        landmarks = v_shaped[:, self._landmark_vertices] + (pose_feature @ self._landmark_posedirs).view(
-            B, -1, 3
-        )
+        pose_offsets = (pose_feature @ self._landmark_posedirs).view(B, -1, 3)
+        landmarks = v_shaped[:, self._num_regressed :] + pose_offsets  # (B, K, 3)
         skinning = torch.einsum("kj,bjmn->bkmn", self._landmark_weights, transforms)  # (B, K, 4, 4)
         landmarks = (skinning[..., :3, :3] @ landmarks[..., None])[..., 0] + skinning[..., :3, 3]
         return torch.cat([posed_joints, landmarks], dim=1) + transl[:, None]
