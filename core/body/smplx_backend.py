@@ -6,15 +6,16 @@ sees it, so that a wrong or damaged file is reported as a ``BodyModelError`` nam
 array, and wraps an ``smplx.SMPLXLayer`` as a ``BodyModel``.
 
 Semantics are SMPL-X's own, unchanged: the canonical body is y-up, faces +z, and its pelvis is *not* at
-the origin (about 0.35 m below it for the neutral model, and it moves with the betas). ``global_orient``
+the origin (some decimetres below it in the released models, and it moves with the betas). ``global_orient``
 rotates the body about its rest pelvis J₀(β), and ``transl`` is added afterwards, so a rest-pose point x
 lands at ``R (x − J₀(β)) + J₀(β) + transl``; the world pelvis is ``J₀(β) + transl``, not ``transl``.
 
 Joints (``SmplxBody.joint_names``): SMPL-X's 55 skeleton joints, then the vertex landmarks ``smplx`` adds
 (nose, eyes, ears, toes, heels, finger tips), all under SMPL-X's names except the big toes, which are
 ``left_foot_index`` / ``right_foot_index`` (BlazePose's name), and last ``head_top``, the template vertex
-highest (largest y) among those skinned mostly to the head. SMPL-X's 51 face-contour landmarks are not
-kept. Hands, jaw and eyes are at rest (identity rotations: flat hands) and the expression is zero.
+highest (largest y) among those skinned mostly to the head. SMPL-X's 51 facial landmarks (brows, eyes,
+nose, mouth) are not kept. Hands, jaw and eyes are at rest (identity rotations: flat hands) and the
+expression is zero.
 """
 
 from __future__ import annotations
