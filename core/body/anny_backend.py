@@ -69,9 +69,10 @@ VIEWER_TOPOLOGY = "notoes_collapse10pc"
 EXPORT_TOPOLOGY = "anny"
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
 """Anny's default phenotypes, the shape vector in this order."""
-NEUTRAL_PHENOTYPES = (0.5, 0.78, 0.5, 0.5, 0.5, 0.5)
-"""An average adult: every phenotype mid-range except age, 0.78 being about 25 years by Anny's own
-calibration (0.5, Anny's default, is a teenager)."""
+NEUTRAL_PHENOTYPES = (0.5, 0.78, 0.5, 0.5, 0.37, 0.5)
+"""An average adult (about 1.70 m): gender, muscle, weight and proportions mid-range; age 0.78, about 25
+years by Anny's calibration (Anny's default 0.5 is a child); height 0.37, the mean of Anny's adult height
+distributions for men (0.39) and women (0.35)."""
 
 BONES: dict[str, str] = {
     "pelvis": "pelvis",
