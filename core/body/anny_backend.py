@@ -22,11 +22,12 @@ the world orientations into its own hierarchy, one tree level at a time.
 Conventions (as ``core.skeleton``, unlike SMPL-X's own ``transl``): ``transl`` is the world position of
 the pelvis joint (the head of Anny's ``pelvis`` bone), whatever the shape; ``global_orient`` is the
 rotation from the canonical body frame (y up, facing +z) to the world, about the pelvis. Zero pose is
-therefore SMPL-X's T-pose (arms straight out along ±x), not Anny's A-pose rest, and a bone's direction
-after any pose equals that of ``core.skeleton.forward_kinematics`` for the same parameters.
+therefore SMPL-X's T-pose (arms straight out along ±x), not Anny's A-pose rest, and a limb bone's
+direction after any pose equals that of ``core.skeleton.forward_kinematics`` for the same parameters.
 
 Shape: Anny's six default phenotypes (``PHENOTYPES``), each in [0, 1] (0 = male / youngest / least /
-shortest / ideal proportions, 1 = female / oldest / most / tallest / uncommon proportions).
+shortest / ideal proportions, 1 = female / oldest / most / tallest / uncommon proportions); Anny clamps
+values beyond its range, so their gradient is zero there.
 
 Joints (``JOINT_NAMES``): SMPL-X's 22 body joints (bone heads), then ``LANDMARKS`` from Anny's COCO
 keypoint weights (nose, eyes, ears, heels, big toes as ``*_foot_index``) and ``head_top``, the highest
@@ -273,7 +274,7 @@ class _Rig:
     """An Anny model on one device with the index tables this backend reads."""
 
     model: Any
-    """``anny.Anny``, float32, game_engine rig, world-orient posing, torch linear blend skinning."""
+    """``anny.Anny``: float32, game_engine rig, torch linear blend skinning (posed here in world-orient)."""
     joint_bone: Int[torch.Tensor, " 22"]
     """Anny bone of each SMPL-X body joint."""
     bone_joint: Int[torch.Tensor, " 53"]
@@ -417,6 +418,7 @@ class AnnyBody:
         if parameters.body_pose.shape != (batch, BODY_JOINTS, 3):
             raise InputError(f"body_pose must be (B, {BODY_JOINTS}, 3), got {parameters.body_pose.shape}")
         empty = shape.new_zeros(batch, 0)  # no local changes, no facial actions
+        # Anny.forward's own first step (private in anny 0.6.2, which the project pins)
         coefficients = model._get_phenotype_blendshape_coefficients(shape, empty, empty)
         rest = model.get_rest_model(coefficients)
         rest_poses = rest["rest_bone_poses"]  # (B, 53, 4, 4), Anny frame
