@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.association import AssociationConfig
+from core.body.config import BodyConfig
 from core.fusion import FusionConfig
 from core.perception.config import BlazePoseConfig
 from core.refinement import RefinementConfig
@@ -24,3 +25,4 @@ class ReconstructionConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     ground: GroundConfig = field(default_factory=GroundConfig)
+    body: BodyConfig = field(default_factory=BodyConfig)

@@ -12,6 +12,7 @@ import functools
 import sys
 import types
 import typing
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ def to_tree(value: Any, arrays: dict[str, np.ndarray], path: str = "root") -> An
         return {str(k): to_tree(v, arrays, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, PurePath):
+        return str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise TypeError(f"cannot serialise {type(value).__name__} at {path}")
@@ -60,6 +63,8 @@ def from_tree(tree: Any, hint: Any, arrays: typing.Mapping[str, np.ndarray]) -> 
         return {k: from_tree(v, value_hint, arrays) for k, v in tree.items()}
     if hint is float and tree is not None:
         return float(tree)
+    if hint is Path and tree is not None:
+        return Path(tree)
     return tree
 
 

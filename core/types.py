@@ -236,7 +236,9 @@ class PersonTrack:
     global_orient: Float[np.ndarray, "F 3"]
     """World-frame body orientation, axis-angle (SMPL-X convention: canonical body is y-up)."""
     transl: Float[np.ndarray, "F 3"]
-    """World-frame pelvis position, metres."""
+    """World-frame translation in metres, in the semantics of ``shape_model``: the pelvis position for
+    the skeleton, bare keypoints (``none``) and Anny; SMPL-X's own ``transl`` for ``smplx`` (its pelvis
+    is at J₀(β) + transl)."""
     body_pose: Float[np.ndarray, "F 21 3"]
     shape: Float[np.ndarray, " B"]
     joints: Float[np.ndarray, "F J 3"]

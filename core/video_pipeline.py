@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.body.tracks import fit_persons, load_body_model
 from core.config import ReconstructionConfig
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
@@ -47,8 +48,10 @@ def reconstruct_from_videos(
     config: ReconstructionConfig | None = None,
     progress: StageProgress | None = None,
     model_dir: Path | None = None,
+    device: str = "cpu",
 ) -> Reconstruction:
-    """Reconstruct the people (and a floor) seen in synchronized, calibrated clips."""
+    """Reconstruct the people (with a body model fitted to each) and a floor seen in synchronized,
+    calibrated clips. ``device`` is where the body model is fitted."""
     config = config or ReconstructionConfig()
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
@@ -77,10 +80,19 @@ def reconstruct_from_videos(
         lambda stage, _fraction: report(stage, 1.0),
     )
     start = time.perf_counter()
+    body = load_body_model(config.body, device)
+    if body is not None:
+        reconstruction = replace(
+            reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device)
+        )
+    body_seconds = time.perf_counter() - start
+    report("body", 1.0)
+    start = time.perf_counter()
     reconstruction = _add_ground(reconstruction, clips, frames, indices, config)
     report("scene", 1.0)
     diagnostics = reconstruction.diagnostics
     seconds = {"ingest": ingest_seconds, "detection": detection_seconds, **diagnostics.stage_seconds}
+    seconds["body"] = body_seconds
     seconds["scene"] = time.perf_counter() - start
     return replace(
         reconstruction,

@@ -98,16 +98,16 @@ def reconstruct(
         calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text.
         out: Directory the reconstruction is written to.
         frames: Frame range START:STOP:STEP of the clips (Python slice syntax).
-        device: Where torch-based backends run; the embedded detector and engine run on the CPU.
+        device: Where the body model is fitted; the embedded detector and the engine run on the CPU.
         config: Settings of every stage.
     """
     from core.device import resolve_device
     from core.video_pipeline import reconstruct_from_videos
 
-    resolve_device(device)
+    device = resolve_device(device)
     with StageBars() as bars:
         reconstruction = reconstruct_from_videos(
-            videos, calibration, FrameRange.parse(frames), config, progress=bars.update
+            videos, calibration, FrameRange.parse(frames), config, progress=bars.update, device=device
         )
     reconstruction.save(out)
     print(f"reconstruction written to {out}")

@@ -56,6 +56,7 @@ import roma
 import torch
 from jaxtyping import Float, Int
 
+from core.body.config import TOPOLOGIES, AnnyConfig
 from core.body.model import BODY_JOINTS, BodyOutput, BodyParameters
 from core.errors import InputError
 from core.skeleton import JOINT_NAMES as BODY_JOINT_NAMES
@@ -63,11 +64,6 @@ from core.skeleton import PARENTS, rest_joints
 
 RIG = "game_engine"
 """Anny's rig whose bones are SMPL-X's joints."""
-TOPOLOGIES = ("anny", "notoes", "notoes_collapse3pc", "notoes_collapse5pc", "notoes_collapse10pc")
-"""Anny's body topologies: the full mesh (~14k vertices), without toes (~12k), and that one decimated to
-10 % (1,229 vertices), 5 % (615) and 3 % (369)."""
-VIEWER_TOPOLOGY = "notoes_collapse10pc"
-EXPORT_TOPOLOGY = "anny"
 PHENOTYPES = ("gender", "age", "muscle", "weight", "height", "proportions")
 """Anny's default phenotypes, the shape vector in this order."""
 NEUTRAL_PHENOTYPES = (0.5, 0.78, 0.5, 0.5, 0.37, 0.5)
@@ -130,19 +126,6 @@ about x. A point ``x`` maps to ``Y_UP_TO_Z_UP @ x``, a rotation ``R`` to
 # Limb joints swung onto the T-pose, each with the point (index into the 22 joints, then the two hand
 # ends) its bone points to.
 _SWING_CHILD = {16: 18, 17: 19, 18: 20, 19: 21, 20: 22, 21: 23, 1: 4, 2: 5, 4: 7, 5: 8, 7: 10, 8: 11}
-
-
-@dataclass(frozen=True)
-class AnnyConfig:
-    """Which Anny mesh to build and where Anny caches it."""
-
-    topology: str = VIEWER_TOPOLOGY
-    """Mesh topology (``TOPOLOGIES``): ``notoes_collapse10pc`` (1,229 vertices) for the viewer and
-    fitting, ``anny`` (the full mesh) for exports."""
-    cache_dir: Path | None = None
-    """Anny's model cache; None: ``$ANNY_CACHE_DIR``, else ``~/.cache/anny``. A topology's first use
-    builds it there (about a minute); only the ``v*/build_compact_model_data_*.safetensors`` files are
-    read afterwards."""
 
 
 def _depth_levels(parents: tuple[int, ...]) -> list[np.ndarray]:

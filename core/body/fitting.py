@@ -21,22 +21,8 @@ import roma
 import torch
 from jaxtyping import Float, Int
 
+from core.body.config import FitConfig
 from core.body.model import BODY_JOINTS, BodyModel, BodyParameters
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """How a track is fitted."""
-
-    iterations: int = 200
-    """Adam steps."""
-    learning_rate: float = 0.03
-    smoothness_weight: float = 1.0
-    """Weight of the squared change of pose, orientation (radians) and position (metres) between frames."""
-    pose_prior_weight: float = 1e-3
-    """Weight of the squared body pose (radians): keeps unseen joints near rest."""
-    shape_prior_weight: float = 1e-3
-    """Weight of the squared distance of the shape from the model's neutral shape."""
 
 
 @dataclass(frozen=True)

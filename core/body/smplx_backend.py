@@ -25,9 +25,7 @@ import functools
 import io
 import pickle
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import roma
@@ -37,6 +35,7 @@ from smplx import SMPLXLayer
 from smplx.joint_names import JOINT_NAMES as _SMPLX_JOINT_NAMES
 from smplx.lbs import batch_rigid_transform, blend_shapes, vertices2joints
 
+from core.body.config import SmplxConfig
 from core.body.errors import BodyModelError
 from core.body.model import BODY_JOINTS, BodyOutput, BodyParameters
 
@@ -57,20 +56,6 @@ JOINT_NAMES: tuple[str, ...] = (
     "head_top",
 )
 """Names of ``SmplxBody``'s joints, in output order (see the module docstring)."""
-
-
-@dataclass(frozen=True)
-class SmplxConfig:
-    """Where the user's SMPL-X model files are and which model to load."""
-
-    model_dir: Path | None = None
-    """Folder holding ``SMPLX_NEUTRAL.npz`` (or MALE/FEMALE, ``.npz`` or ``.pkl``), directly or in a
-    ``smplx/`` subfolder. SMPL-X is registration-gated: download it from https://smpl-x.is.tue.mpg.de."""
-    gender: Literal["neutral", "male", "female"] = "neutral"
-    """Which of the three models to load."""
-    num_betas: int = 10
-    """Shape coefficients used (``shape_dim``): at most 10 for files with 20 shape components (SMPL-X
-    v1.0), 300 for files with 400 (v1.1)."""
 
 
 def _model_file(config: SmplxConfig) -> Path:

@@ -14,7 +14,6 @@ from core.body.anny_backend import (
     PHENOTYPES,
     Y_UP_TO_Z_UP,
     AnnyBody,
-    AnnyConfig,
     _compact_cache_file,
     chain_rotations,
     load_rig,
@@ -22,6 +21,7 @@ from core.body.anny_backend import (
     swing_rotation,
     tpose_corrections,
 )
+from core.body.config import AnnyConfig
 from core.body.model import REQUIRED_JOINTS, BodyParameters
 from core.errors import InputError
 from core.skeleton import PARENTS, forward_kinematics, rest_joints

@@ -5,7 +5,8 @@ import pytest
 import roma
 import torch
 
-from core.body.fitting import FitConfig, fit_track
+from core.body.config import FitConfig
+from core.body.fitting import fit_track
 from core.body.model import BodyOutput, BodyParameters
 from core.skeleton import _LEVELS, JOINT_NAMES, PARENTS, forward_kinematics, rest_joints
 

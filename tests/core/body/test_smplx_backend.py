@@ -13,9 +13,10 @@ import pytest
 import roma
 import torch
 
+from core.body.config import SmplxConfig
 from core.body.errors import BodyModelError
 from core.body.model import REQUIRED_JOINTS, BodyParameters
-from core.body.smplx_backend import JOINT_NAMES, SmplxConfig, load_smplx
+from core.body.smplx_backend import JOINT_NAMES, load_smplx
 
 V, F, J = 10475, 20908, 55
 # SMPL-X's kinematic tree: body and head (0–24), then index, middle, pinky, ring, thumb of each hand

@@ -1,0 +1,67 @@
+"""Settings of the body stage, kept apart from the backends so that configs import no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+TOPOLOGIES = ("anny", "notoes", "notoes_collapse3pc", "notoes_collapse5pc", "notoes_collapse10pc")
+"""Anny's body topologies: the full mesh (~14k vertices), without toes (~12k), and that one decimated to
+10 % (1,229 vertices), 5 % (615) and 3 % (369)."""
+VIEWER_TOPOLOGY = "notoes_collapse10pc"
+EXPORT_TOPOLOGY = "anny"
+
+
+@dataclass(frozen=True)
+class AnnyConfig:
+    """Which Anny mesh to build and where Anny caches it."""
+
+    topology: str = VIEWER_TOPOLOGY
+    """Mesh topology (``TOPOLOGIES``): ``notoes_collapse10pc`` (1,229 vertices) for the viewer and
+    fitting, ``anny`` (the full mesh) for exports."""
+    cache_dir: Path | None = None
+    """Anny's model cache; None: ``$ANNY_CACHE_DIR``, else ``~/.cache/anny``. A topology's first use
+    builds it there (about a minute); only the ``v*/build_compact_model_data_*.safetensors`` files are
+    read afterwards."""
+
+
+@dataclass(frozen=True)
+class SmplxConfig:
+    """Where the user's SMPL-X model files are and which model to load."""
+
+    model_dir: Path | None = None
+    """Folder holding ``SMPLX_NEUTRAL.npz`` (or MALE/FEMALE, ``.npz`` or ``.pkl``), directly or in a
+    ``smplx/`` subfolder. SMPL-X is registration-gated: download it from https://smpl-x.is.tue.mpg.de."""
+    gender: Literal["neutral", "male", "female"] = "neutral"
+    """Which of the three models to load."""
+    num_betas: int = 10
+    """Shape coefficients used (``shape_dim``): at most 10 for files with 20 shape components (SMPL-X
+    v1.0), 300 for files with 400 (v1.1)."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How a track is fitted."""
+
+    iterations: int = 200
+    """Adam steps."""
+    learning_rate: float = 0.03
+    smoothness_weight: float = 1.0
+    """Weight of the squared change of pose, orientation (radians) and position (metres) between frames."""
+    pose_prior_weight: float = 1e-3
+    """Weight of the squared body pose (radians): keeps unseen joints near rest."""
+    shape_prior_weight: float = 1e-3
+    """Weight of the squared distance of the shape from the model's neutral shape."""
+
+
+@dataclass(frozen=True)
+class BodyConfig:
+    """Which body model carries the people, and how it is fitted."""
+
+    model: Literal["anny", "smplx", "none"] = "anny"
+    """anny: embedded (ships its data); smplx: the user's own SMPL-X files (``smplx.model_dir``); none:
+    keep the triangulated joints only."""
+    anny: AnnyConfig = field(default_factory=AnnyConfig)
+    smplx: SmplxConfig = field(default_factory=SmplxConfig)
+    fit: FitConfig = field(default_factory=FitConfig)

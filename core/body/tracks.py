@@ -1,0 +1,67 @@
+"""The body stage of the pipeline: a body model fitted to every fused person's 3D keypoints.
+
+The fused tracks keep their triangulated joints (the measurement, what reprojection errors and the
+joint export report) and gain SMPL-X-layout parameters in the semantics of the chosen model, so that
+the viewer and the exports can pose its mesh. Keypoints named like a model joint but defined otherwise
+are left out of the fit: the fused ``head`` and ``pelvis`` are the midpoints of the ears and of the hip
+landmarks, not the models' skeleton joints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from core.body.anny_backend import AnnyBody
+from core.body.config import BodyConfig, FitConfig
+from core.body.fitting import fit_track
+from core.body.model import BodyModel
+from core.body.smplx_backend import load_smplx
+from core.types import PersonTrack
+
+_NOT_ANATOMICAL = ("head", "pelvis")
+
+
+def load_body_model(config: BodyConfig, device: str = "cpu") -> BodyModel | None:
+    """The configured model (built or loaded once per process by its backend); None for ``none``."""
+    if config.model == "anny":
+        return AnnyBody(config.anny, device)
+    if config.model == "smplx":
+        return load_smplx(config.smplx, device)
+    return None
+
+
+def fit_persons(
+    persons: Sequence[PersonTrack], model: BodyModel, config: FitConfig, device: str = "cpu"
+) -> tuple[PersonTrack, ...]:
+    """Every person's track with the model's parameters fitted to its triangulated joints."""
+    fitted = []
+    for person in persons:  # one batched problem per person (all its frames at once)
+        use = [n for n in person.joint_names if n not in _NOT_ANATOMICAL and n in model.joint_names]
+        if not use:
+            fitted.append(person)
+            continue
+        index = [person.joint_names.index(n) for n in use]
+        targets = person.joints[:, index]
+        result = fit_track(
+            model,
+            person.frames,
+            targets,
+            tuple(use),
+            np.isfinite(targets).all(-1).astype(float),
+            config,
+            device,
+        )
+        fitted.append(
+            replace(
+                person,
+                global_orient=result.global_orient,
+                transl=result.transl,
+                body_pose=result.body_pose,
+                shape=result.shape,
+                shape_model=model.name,
+            )
+        )
+    return tuple(fitted)
