@@ -47,7 +47,7 @@ class FitConfig:
     iterations: int = 200
     """Adam steps."""
     learning_rate: float = 0.03
-    smoothness_weight: float = 1.0
+    smoothness_weight: float = 0.01
     """Weight of the squared change of pose, orientation (radians) and position (metres) between frames."""
     pose_prior_weight: float = 1e-3
     """Weight of the squared body pose (radians): keeps unseen joints near rest."""
