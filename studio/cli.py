@@ -21,7 +21,13 @@ from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.synthetic import SyntheticConfig, make_scene
 from studio.assets import examples_directory, install_examples, install_models
 from studio.bench import format_table, run_bench
-from studio.export import export_joints_json, export_points_ply
+from studio.export import (
+    describe_body_export,
+    export_body_glb,
+    export_joints_json,
+    export_points_ply,
+    export_smplx_npz,
+)
 from studio.progress import StageBars
 from studio.summary import format_summary, summarize
 
@@ -148,19 +154,34 @@ def summary(directory: Positional[Path], json: bool = False) -> None:
 
 
 def export(
-    directory: Positional[Path], out: Path, format: Literal["joints-json", "ply"] = "joints-json"
+    directory: Positional[Path],
+    out: Path,
+    format: Literal["joints-json", "ply", "smplx-npz", "glb"] = "joints-json",
+    coarse: bool = False,
 ) -> None:
     """Write a saved reconstruction in a format other tools read.
 
     Args:
         directory: A directory written by `reconstruct` or `demo`.
-        out: The file to write.
+        out: The file to write (joints-json, ply), or the folder to write one file per person into
+            (smplx-npz, glb).
         format: joints-json: {person_id: {frame: {joint: [x, y, z]}}} in world metres; ply: the scene
-            points (the textured floor) with their colours.
+            points (the textured floor) with their colours; smplx-npz: person_<id>.npz, each fitted
+            person's body parameters per frame in AMASS's SMPL-X layout (poses, trans, betas or Anny
+            phenotypes, frames, mocap_framerate); glb: person_<id>.glb, each fitted person's mesh per
+            frame (nodes frame_<n>) and the camera frustums, glTF y up.
+        coarse: glb with Anny: the viewer's 1,229-vertex mesh instead of the full one (built once,
+            about a minute).
     """
-    writers = {"joints-json": export_joints_json, "ply": export_points_ply}
-    writers[format](Reconstruction.load(directory), out)
-    print(f"{format} written to {out}")
+    reconstruction = Reconstruction.load(directory)
+    if format == "glb":
+        print(describe_body_export(export_body_glb(reconstruction, out, coarse), format, out))
+    elif format == "smplx-npz":
+        print(describe_body_export(export_smplx_npz(reconstruction, out), format, out))
+    else:
+        writers = {"joints-json": export_joints_json, "ply": export_points_ply}
+        writers[format](reconstruction, out)
+        print(f"{format} written to {out}")
 
 
 def assets(examples: bool = True) -> None:

@@ -1,16 +1,73 @@
-"""Exports of a reconstruction to files other tools read (``python -m studio export``)."""
+"""Exports of a reconstruction to files other tools read (``python -m studio export``).
+
+Single files: the 3D joints as JSON, the scene points as PLY. Per-person folders, one file per person
+with a fitted body model (``PersonTrack.shape_model`` ``anny`` or ``smplx``; persons with bare joints are
+left out and listed in the returned :class:`BodyExport`):
+
+- ``smplx-npz``: ``person_<id>.npz``, the body parameters per frame in AMASS's layout (see
+  :func:`body_npz_arrays`).
+- ``glb``: ``person_<id>.glb``, the posed mesh of every frame and the cameras (see :func:`person_scene`).
+
+Body parameters that are not finite are refused (an ``InputError`` naming the person, the parameter and
+the frames) before any file is written, rather than dropped: a sequence with holes would play at the wrong
+speed in tools that read it at ``mocap_framerate``, and a non-finite fit is a failure to look at, not to
+export. Every file is written atomically; existing files of the same names are replaced, others left.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from jaxtyping import Float, UInt8
 
+from core.body.config import EXPORT_TOPOLOGY, VIEWER_TOPOLOGY, BodyConfig
+from core.errors import InputError
 from core.reconstruction import Reconstruction
+from core.types import Camera, PersonTrack
 from studio.summary import clip_frame_numbers
+
+if TYPE_CHECKING:  # torch and the body backends load only when a mesh is exported
+    import trimesh
+
+    from core.body.model import BodyModel
+
+BODY_MODELS = ("anny", "smplx")
+"""Shape models whose persons carry a fitted body (the others: ``skeleton``, ``none``)."""
+TRANSL_CONVENTIONS = {"anny": "pelvis", "smplx": "smplx"}
+"""What ``transl`` means per shape model: the world pelvis (Anny), or SMPL-X's own (its pelvis is at
+J₀(β) + transl)."""
+NUM_POSE_PARAMETERS = 165
+"""AMASS's SMPL-X ``poses`` row: global orient 3, body 63, jaw 3, eyes 6, hands 90."""
+Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+"""Rotation from the world frame (z up) to glTF's (y up): -90° about x, ``(x, y, z) → (x, z, -y)``. It is
+the inverse of Blender's glTF import conversion, so Blender shows a glb in the original world coordinates.
+
+>>> (Z_UP_TO_Y_UP @ [0.0, 0.0, 1.0]).tolist(), (Z_UP_TO_Y_UP @ [0.0, 1.0, 0.0]).tolist()
+([0.0, 1.0, 0.0], [0.0, 0.0, -1.0])
+"""
+FRUSTUM_DEPTH = 0.2
+"""Length in metres of the camera frustums drawn in glb exports."""
+PERSON_COLORS: tuple[tuple[int, int, int], ...] = (
+    (230, 97, 62),
+    (62, 142, 222),
+    (92, 184, 92),
+    (240, 180, 40),
+    (170, 100, 200),
+    (40, 190, 190),
+    (220, 90, 150),
+    (140, 140, 90),
+)
+"""RGB colour of person ``id`` is ``PERSON_COLORS[id % 8]``: the same person, the same colour."""
+_CAMERA_COLOR = (90, 90, 90, 255)
+_FRAMES_PER_CALL = 128
+"""Frames posed per body-model call (bounds the memory of the full Anny mesh's skinning)."""
 
 
 def joints_tree(reconstruction: Reconstruction) -> dict[str, dict[str, dict[str, list[float]]]]:
@@ -35,12 +92,20 @@ def write_atomically(path: Path, content: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's file is private (0600); give it open()'s mode
         with os.fdopen(handle, "wb" if isinstance(content, bytes) else "w") as file:
             file.write(content)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def export_joints_json(reconstruction: Reconstruction, path: Path) -> None:
@@ -54,3 +119,220 @@ def export_points_ply(reconstruction: Reconstruction, path: Path) -> None:
 
     cloud = trimesh.PointCloud(reconstruction.points, colors=reconstruction.point_colors)
     write_atomically(path, cloud.export(file_type="ply"))
+
+
+@dataclass(frozen=True)
+class BodyExport:
+    """What a per-person body export wrote."""
+
+    files: tuple[Path, ...]
+    """One file per person with a fitted body, in the order of ``Reconstruction.persons``."""
+    skipped: tuple[int, ...]
+    """Ids of the persons left out: no fitted body (shape model ``skeleton`` or ``none``)."""
+
+
+def person_color(person_id: int) -> tuple[int, int, int]:
+    """The stable RGB colour of a person (``PERSON_COLORS``, by id)."""
+    return PERSON_COLORS[person_id % len(PERSON_COLORS)]
+
+
+def bodied_persons(reconstruction: Reconstruction) -> tuple[tuple[PersonTrack, ...], tuple[int, ...]]:
+    """The persons with a fitted body, checked finite, and the ids of the others.
+
+    Raises:
+        InputError: no person has a fitted body, or one's parameters are not all finite.
+    """
+    persons = tuple(p for p in reconstruction.persons if p.shape_model in BODY_MODELS)
+    skipped = tuple(p.person_id for p in reconstruction.persons if p.shape_model not in BODY_MODELS)
+    if not persons:
+        models = sorted({p.shape_model for p in reconstruction.persons}) or ["no persons"]
+        raise InputError(
+            f"no person has a fitted body model ({', '.join(models)}): reconstruct with "
+            "--config.body.model anny or smplx to export meshes or body parameters"
+        )
+    for person in persons:
+        _check_finite(reconstruction, person)
+    return persons, skipped
+
+
+def _check_finite(reconstruction: Reconstruction, person: PersonTrack) -> None:
+    if not np.isfinite(person.shape).all():
+        raise InputError(f"person {person.person_id}: the body shape is not finite ({person.shape})")
+    frames = clip_frame_numbers(reconstruction, person.frames)
+    for name in ("global_orient", "body_pose", "transl"):
+        values = getattr(person, name).reshape(len(frames), -1)  # (F, 3 or 63)
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            listed = ", ".join(map(str, frames[bad][:5])) + (" …" if bad.sum() > 5 else "")
+            raise InputError(
+                f"person {person.person_id}: {name} is not finite at {bad.sum()} of {len(frames)} "
+                f"frames (clip frames {listed}); nothing was exported"
+            )
+
+
+def body_npz_arrays(reconstruction: Reconstruction, person: PersonTrack) -> dict[str, np.ndarray]:
+    """A person's body parameters per frame in AMASS's SMPL-X layout (F frames; world metres, z up).
+
+    Keys: ``poses`` (F, 165) = ``global_orient`` (F, 3) + ``body_pose`` (F, 63) + zeros for jaw, eyes
+    and hands (99); the same as separate keys; ``transl`` and AMASS's ``trans`` (F, 3), in the
+    convention ``transl_convention`` names (``pelvis``: the world pelvis, Anny; ``smplx``: SMPL-X's own,
+    pelvis = J₀(β) + transl); ``betas`` (B,) for SMPL-X, or ``phenotypes`` (6,) and ``phenotype_names``
+    for Anny; ``frames`` (F,) clip frame numbers; ``mocap_framerate`` (fps of ``frames``' step);
+    ``gender`` (Anny: ``neutral``; SMPL-X: the model fitted); ``surface_model_type`` (the shape model).
+    Rotations are axis-angle, SMPL-X conventions (canonical body y up, facing +z).
+    """
+    count = len(person.frames)
+    global_orient = person.global_orient.astype(np.float64)
+    body_pose = person.body_pose.reshape(count, -1).astype(np.float64)  # (F, 21·3)
+    rest = np.zeros((count, NUM_POSE_PARAMETERS - 3 - body_pose.shape[1]))
+    arrays = {
+        "poses": np.concatenate([global_orient, body_pose, rest], axis=1),
+        "global_orient": global_orient,
+        "body_pose": body_pose,
+        "transl": person.transl.astype(np.float64),
+        "trans": person.transl.astype(np.float64),
+        "frames": clip_frame_numbers(reconstruction, person.frames).astype(np.int64),
+        "mocap_framerate": np.array(float(reconstruction.fps)),
+        "surface_model_type": np.array(person.shape_model),
+        "transl_convention": np.array(TRANSL_CONVENTIONS[person.shape_model]),
+    }
+    if person.shape_model == "smplx":
+        arrays["betas"] = person.shape.astype(np.float64)
+        arrays["gender"] = np.array(reconstruction.config.body.smplx.gender)
+    else:
+        from core.body.anny_backend import PHENOTYPES
+
+        if person.shape.shape != (len(PHENOTYPES),):
+            raise InputError(
+                f"person {person.person_id}: Anny reads {len(PHENOTYPES)} phenotypes, "
+                f"the shape has {person.shape.shape}"
+            )
+        arrays["phenotypes"] = person.shape.astype(np.float64)
+        arrays["phenotype_names"] = np.array(PHENOTYPES)
+        arrays["gender"] = np.array("neutral")
+    return arrays
+
+
+def export_smplx_npz(reconstruction: Reconstruction, folder: Path) -> BodyExport:
+    """Each bodied person's parameters as ``folder/person_<id>.npz`` (:func:`body_npz_arrays`)."""
+    persons, skipped = bodied_persons(reconstruction)
+    contents = []
+    for person in persons:  # every file built (and checked) before the first is written
+        buffer = io.BytesIO()
+        np.savez(buffer, **body_npz_arrays(reconstruction, person))
+        contents.append((Path(folder) / f"person_{person.person_id}.npz", buffer.getvalue()))
+    for path, content in contents:
+        write_atomically(path, content)
+    return BodyExport(tuple(path for path, _ in contents), skipped)
+
+
+def export_body_model(config: BodyConfig, shape_model: str, coarse: bool = False) -> BodyModel:
+    """The body model that poses ``shape_model``'s parameters: Anny's full mesh (``EXPORT_TOPOLOGY``,
+    built once, about a minute) or with ``coarse`` the viewer's; SMPL-X from ``config.smplx``."""
+    from core.body.tracks import load_body_model
+
+    topology = VIEWER_TOPOLOGY if coarse else EXPORT_TOPOLOGY
+    model = load_body_model(replace(config, model=shape_model, anny=replace(config.anny, topology=topology)))
+    assert model is not None  # shape_model is one of BODY_MODELS
+    return model
+
+
+def person_vertices(model: BodyModel, person: PersonTrack) -> Float[np.ndarray, "F N 3"]:
+    """The posed mesh of every frame of ``person``, world metres (z up), batched ``_FRAMES_PER_CALL``."""
+    import torch
+
+    from core.body.model import BodyParameters
+
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(person.frames), _FRAMES_PER_CALL):
+            part = slice(start, start + _FRAMES_PER_CALL)
+            count = len(person.frames[part])
+            parameters = BodyParameters(
+                global_orient=torch.as_tensor(person.global_orient[part], dtype=torch.float32),
+                transl=torch.as_tensor(person.transl[part], dtype=torch.float32),
+                body_pose=torch.as_tensor(person.body_pose[part], dtype=torch.float32),
+                shape=torch.as_tensor(person.shape, dtype=torch.float32).expand(count, -1),
+            )
+            vertices = model(parameters, vertices=True).vertices
+            assert vertices is not None
+            chunks.append(vertices.cpu().numpy())
+    vertices = np.concatenate(chunks)
+    if not np.isfinite(vertices).all():
+        raise InputError(f"person {person.person_id}: the {model.name} mesh is not finite")
+    return vertices
+
+
+def camera_frustum_segments(camera: Camera, depth: float = FRUSTUM_DEPTH) -> Float[np.ndarray, "8 2 3"]:
+    """The frustum of ``camera`` as 8 line segments in the world frame: centre to the image corners at
+    ``depth`` metres along the optical axis, then the image rectangle (distortion ignored).
+
+    >>> cam = Camera("c", np.diag([100.0, 100.0, 1.0]), np.zeros(5), np.eye(3), np.zeros(3), 200, 100)
+    >>> camera_frustum_segments(cam, 1.0)[:4, 1].tolist()  # corners, camera at the origin looking at +z
+    [[0.0, 0.0, 1.0], [2.0, 0.0, 1.0], [2.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+    """
+    w, h = camera.width, camera.height
+    pixels = np.array([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [w, h, 1.0], [0.0, h, 1.0]])
+    corners_cam = depth * pixels @ np.linalg.inv(camera.K).T  # (4, 3), z = depth
+    corners = (corners_cam - camera.t) @ camera.R  # Rᵀ (x - t): camera → world
+    center = np.broadcast_to(camera.center, (4, 3))
+    return np.concatenate([np.stack([center, corners], 1), np.stack([corners, np.roll(corners, -1, 0)], 1)])
+
+
+def person_scene(
+    reconstruction: Reconstruction,
+    person: PersonTrack,
+    vertices: Float[np.ndarray, "F N 3"],
+    faces: np.ndarray,
+) -> trimesh.Scene:
+    """One person's posed meshes and the cameras as a glTF scene, y up (``Z_UP_TO_Y_UP``).
+
+    Nodes: ``frame_<n>`` per frame (n: clip frame number), meshes in the person's colour
+    (:func:`person_color`) all shown at once (no animation); one line mesh per camera, named after it.
+    """
+    import trimesh
+    from trimesh.visual.material import PBRMaterial
+
+    color: UInt8[np.ndarray, 4] = np.array([*person_color(person.person_id), 255], dtype=np.uint8)
+    material = PBRMaterial(name=f"person_{person.person_id}", baseColorFactor=color, doubleSided=True)
+    scene = trimesh.Scene()
+    frames = clip_frame_numbers(reconstruction, person.frames)
+    for frame, posed in zip(frames.tolist(), vertices, strict=True):
+        mesh = trimesh.Trimesh(posed @ Z_UP_TO_Y_UP.T, faces, process=False)
+        mesh.visual = trimesh.visual.TextureVisuals(material=material)
+        scene.add_geometry(mesh, geom_name=f"frame_{frame}", node_name=f"frame_{frame}")
+    for camera in reconstruction.cameras.cameras:
+        lines = trimesh.load_path(camera_frustum_segments(camera) @ Z_UP_TO_Y_UP.T)
+        lines.colors = np.tile(_CAMERA_COLOR, (len(lines.entities), 1))
+        scene.add_geometry(lines, geom_name=camera.name, node_name=camera.name)
+    return scene
+
+
+def export_body_glb(reconstruction: Reconstruction, folder: Path, coarse: bool = False) -> BodyExport:
+    """Each bodied person's meshes and the cameras as ``folder/person_<id>.glb`` (:func:`person_scene`).
+
+    Vertices come from the model of the person's shape model with the reconstruction's body settings:
+    Anny's full mesh (``coarse``: the viewer's 1,229-vertex mesh), or the user's SMPL-X.
+    """
+    persons, skipped = bodied_persons(reconstruction)
+    models: dict[str, BodyModel] = {}
+    files = []
+    for person in persons:
+        if person.shape_model not in models:
+            models[person.shape_model] = export_body_model(
+                reconstruction.config.body, person.shape_model, coarse
+            )
+        model = models[person.shape_model]
+        scene = person_scene(reconstruction, person, person_vertices(model, person), model.faces)
+        path = Path(folder) / f"person_{person.person_id}.glb"
+        write_atomically(path, scene.export(file_type="glb"))
+        files.append(path)
+    return BodyExport(tuple(files), skipped)
+
+
+def describe_body_export(result: BodyExport, fmt: str, folder: Path) -> str:
+    """What the CLI prints after a per-person export: skipped persons, then where the files went."""
+    lines = [f"person {i}: no fitted body model, skipped" for i in result.skipped]
+    names = ", ".join(path.name for path in result.files)
+    lines.append(f"{fmt} written to {folder}: {names}")
+    return "\n".join(lines)
