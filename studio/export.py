@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from jaxtyping import Float, UInt8
+from jaxtyping import Float, Int, UInt8
 
 from core.body.config import EXPORT_TOPOLOGY, VIEWER_TOPOLOGY, BodyConfig
 from core.errors import InputError
@@ -283,7 +283,7 @@ def person_scene(
     reconstruction: Reconstruction,
     person: PersonTrack,
     vertices: Float[np.ndarray, "F N 3"],
-    faces: np.ndarray,
+    faces: Int[np.ndarray, "K 3"],
 ) -> trimesh.Scene:
     """One person's posed meshes and the cameras as a glTF scene, y up (``Z_UP_TO_Y_UP``).
 
