@@ -44,9 +44,27 @@ class SmplxConfig:
 class FitConfig:
     """How a track is fitted."""
 
-    iterations: int = 200
-    """Adam steps."""
-    learning_rate: float = 0.03
+    iterations: int = 150
+    """Most Adam steps of the first stage (shape and pose on the key frames)."""
+    refine_iterations: int = 50
+    """Most Adam steps of the second stage."""
+    learning_rate: float = 0.05
+    """Adam's step size at the first step of each stage."""
+    refine_learning_rate: float = 0.005
+    """Adam's step size at the first step of the second stage (every frame, from the key frames' poses)."""
+    final_learning_rate: float = 0.002
+    """Step size the first one decays to (exponentially) by the ``iterations``-th step."""
+    tolerance: float = 1e-3
+    """Early stop: a stage ends when its loss fell by less than this fraction over ``patience`` steps."""
+    patience: int = 10
+    """Steps over which the loss decrease is measured for the early stop."""
+    shape_frames: int = 12
+    """Key frames, spread evenly over the track, on which shape and pose are fitted first; every frame's
+    pose is then fitted with the shape kept. 0: one stage over all frames."""
+    limb_initialisation: bool = True
+    """Start the pose with each limb bone (upper and lower arms and legs) pointing along its targets."""
+    threads: int = 0
+    """``torch.set_num_threads`` during the fit (restored after); 0: leave torch's setting."""
     smoothness_weight: float = 0.01
     """Weight of the squared change of pose, orientation (radians) and position (metres) between frames."""
     pose_prior_weight: float = 1e-3
