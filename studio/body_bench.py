@@ -12,7 +12,7 @@ unseen in two runs of frames, ``occluded_fraction`` of the track in all).
 
 Stature, as the benchmark defines it: in the zero pose (T-pose, canonical frame, y up), the height of
 the top of the head (``head_top``, else ``head``) above the lowest foot point (heels and toes, else
-ankles and feet). Its error compares the fitted shape with the true one.
+the ankles). Its error compares the fitted shape with the true one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 
 from core.body.config import FitConfig
 from core.body.fitting import fit_track
@@ -153,7 +153,7 @@ def synthetic_track(
     transl[:, 1] = -stature_floor(model, shape)
     parameters = BodyParameters(
         *(
-            torch.as_tensor(a, dtype=torch.float32)
+            torch.tensor(np.asarray(a), dtype=torch.float32)
             for a in (global_orient, transl, body_pose, np.broadcast_to(shape, (frames, len(shape))))
         )
     )
@@ -171,16 +171,15 @@ def stature_floor(model: BodyModel, shape: Float[np.ndarray, " S"]) -> float:
     return float(joints[bottom, 1].min() - joints[pelvis, 1])
 
 
-def _occlusion(frames: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Frames hidden: two runs of frames, ``fraction`` of the track in all."""
+def _occlusion(frames: int, fraction: float, rng: np.random.Generator) -> Bool[np.ndarray, " T"]:
+    """Frames hidden: one run of frames in each half of the track, ``fraction`` of it in all."""
     hidden = np.zeros(frames, dtype=bool)
-    total = int(round(fraction * frames))
-    for length in (total // 2, total - total // 2):
-        if length:
-            start = rng.integers(0, frames - length + 1)
-            while hidden[start : start + length].any():
-                start = rng.integers(0, frames - length + 1)
-            hidden[start : start + length] = True
+    total = int(round(min(max(fraction, 0.0), 1.0) * frames))
+    half = frames // 2
+    for first, last, length in ((0, half, total // 2), (half, frames, total - total // 2)):
+        length = min(length, last - first)
+        start = first + rng.integers(0, last - first - length + 1)
+        hidden[start : start + length] = True
     return hidden
 
 
@@ -197,14 +196,14 @@ def run_body_bench(
     legs = np.array([any(part in n for part in LEG_JOINTS) for n in use])
     frames = np.arange(config.frames)
     variants = {}
-    masks = [np.ones((config.frames, len(use)), dtype=bool) for _ in tracks]
+    everything = [np.ones((config.frames, len(use)), dtype=bool) for _ in tracks]
     occluded = []
     for _ in tracks:
         mask = np.ones((config.frames, len(use)), dtype=bool)
         mask[np.ix_(_occlusion(config.frames, config.occluded_fraction, rng), legs)] = False
         occluded.append(mask)
     noise = [rng.normal(0.0, config.noise, (config.frames, len(use), 3)) for _ in tracks]
-    for name, visible in (("all_visible", masks), ("legs_occluded", occluded)):
+    for name, visible in (("all_visible", everything), ("legs_occluded", occluded)):
         errors, hidden_errors, statures, seconds, iterations = [], [], [], [], []
         for track, seen, offsets in zip(tracks, visible, noise, strict=True):
             clean = track.joints[:, index]
@@ -231,8 +230,18 @@ def run_body_bench(
 
 
 def result_to_dict(result: BodyBenchResult) -> dict:
-    """The result as JSON-able values."""
-    return asdict(result)
+    """The result as JSON-able values (NaN as None)."""
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return value
+
+    return clean(asdict(result))
 
 
 def format_body_table(result: BodyBenchResult) -> str:

@@ -6,7 +6,7 @@ import roma
 import torch
 
 from core.body.config import FitConfig
-from core.body.fitting import fit_track
+from core.body.fitting import _interpolate_rotvecs, _keyframes, _limb_swings, fit_track
 from core.body.model import BodyOutput, BodyParameters
 from core.skeleton import _LEVELS, JOINT_NAMES, PARENTS, forward_kinematics, rest_joints
 
@@ -75,3 +75,79 @@ def test_legs_unseen_for_some_frames_are_carried_by_the_neighbouring_frames(trut
     assert np.isfinite(result.joints).all()
     assert hidden.mean() < 0.05
     assert np.isnan(result.error_m).sum() == 0
+
+
+class BoundedToySkeleton(ToySkeleton):
+    shape_bounds = (-0.2, 0.2)
+
+
+def test_a_shape_beyond_the_model_bounds_is_fitted_on_the_bound(truth):
+    # truth's shape is (1, -0.5, 0.8, 0.3, -0.6): every coefficient lies beyond ±0.2
+    weights = np.ones(truth.shape[:2])
+    free = fit_track(ToySkeleton(), np.arange(FRAMES), truth, JOINT_NAMES, weights, FitConfig())
+    bounded = fit_track(BoundedToySkeleton(), np.arange(FRAMES), truth, JOINT_NAMES, weights, FitConfig())
+    assert np.abs(free.shape).max() > 0.5
+    assert np.all(np.abs(bounded.shape) <= 0.2 + 1e-7)
+    assert bounded.shape[0] == pytest.approx(0.2)
+    assert np.isfinite(bounded.joints).all()
+
+
+def test_limb_swings_put_the_elbows_wrists_knees_and_ankles_on_their_targets():
+    rng = np.random.default_rng(2)
+    limbs = [JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_knee", "right_knee")]
+    limbs += [JOINT_NAMES.index(n) for n in ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow")]
+    body_pose = np.zeros((6, 21, 3))
+    body_pose[:, [j - 1 for j in limbs]] = rng.uniform(-1.2, 1.2, (6, len(limbs), 3))  # twists too
+    global_orient = rng.uniform(-1.0, 1.0, (6, 3))
+    shape = np.zeros((6, 5))
+    targets = forward_kinematics(global_orient, body_pose, shape, np.zeros((6, 3)))
+    rest = rest_joints(np.zeros(5))
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    pose = _limb_swings(
+        {n: as_tensor(rest[i]) for i, n in enumerate(JOINT_NAMES)},
+        {n: as_tensor(targets[:, i]) for i, n in enumerate(JOINT_NAMES)},
+        {n: torch.ones(6, dtype=torch.bool) for n in JOINT_NAMES},
+        as_tensor(global_orient),
+    )
+    posed = forward_kinematics(global_orient, pose.numpy(), shape, np.zeros((6, 3)))
+    ends = [i for i, n in enumerate(JOINT_NAMES) if n.split("_")[-1] in ("knee", "ankle", "elbow", "wrist")]
+    assert np.allclose(posed[:, ends], targets[:, ends], atol=1e-5)
+
+
+def test_limb_swings_leave_a_limb_at_rest_where_its_target_is_unseen():
+    orient = torch.zeros(2, 3)
+    points = torch.as_tensor(rest_joints(np.zeros(5)), dtype=torch.float32)
+    rest = {n: points[i] for i, n in enumerate(JOINT_NAMES)}
+    moved = torch.tensor([0.0, 0.0, 0.3])  # the left elbow forward, the rest at rest
+    targets = {n: p.expand(2, 3) + moved * (n == "left_elbow") for n, p in rest.items()}
+    seen = {n: torch.tensor([True, n != "left_elbow"]) for n in JOINT_NAMES}
+    pose = _limb_swings(rest, targets, seen, orient)
+    shoulder = JOINT_NAMES.index("left_shoulder") - 1
+    assert pose[0, shoulder].norm() > 0.1 and pose[1].abs().max() < 1e-6
+
+
+def test_key_frames_spread_over_the_track_and_their_rotations_are_slerped_in_between():
+    assert _keyframes(100, 12).tolist()[:2] == [0, 9] and _keyframes(100, 12)[-1] == 99
+    assert len(_keyframes(100, 12)) == 12 and _keyframes(5, 12).tolist() == [0, 1, 2, 3, 4]
+    keys = np.array([0, 4])
+    values = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    between = _interpolate_rotvecs(values, keys, 6)
+    assert torch.allclose(between[:, 2], torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0, 1.0]), atol=1e-6)
+    assert torch.allclose(between[:, :2], torch.zeros(6, 2))
+
+
+def test_early_stop_and_threads(truth):
+    config = FitConfig(tolerance=0.5, threads=1)
+    before = torch.get_num_threads()
+    result = fit_track(ToySkeleton(), np.arange(FRAMES), truth, JOINT_NAMES, np.ones(truth.shape[:2]), config)
+    assert result.iterations < config.iterations + config.refine_iterations
+    assert torch.get_num_threads() == before
+
+
+def test_one_stage_fits_every_frame_with_the_shape_when_the_track_is_short(truth):
+    short = truth[:8]
+    result = fit_track(
+        ToySkeleton(), np.arange(8), short, JOINT_NAMES, np.ones(short.shape[:2]), FitConfig(shape_frames=12)
+    )
+    assert result.joints.shape == short.shape
+    assert np.linalg.norm(result.joints - short, axis=-1).mean() < 0.02
