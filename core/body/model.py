@@ -15,27 +15,13 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 
+from core.keypoints import COCO17_NAMES
+
 BODY_JOINTS = 21
 """SMPL-X body pose: 21 joints below the pelvis, parent-relative axis-angle."""
 
 REQUIRED_JOINTS = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
+    *COCO17_NAMES,
     "left_heel",
     "right_heel",
     "left_foot_index",
