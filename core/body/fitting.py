@@ -36,6 +36,7 @@ from jaxtyping import Float, Int
 
 from core.body.config import FitConfig
 from core.body.model import BODY_JOINTS, BodyModel, BodyParameters
+from core.body.rotations import swing_rotation
 from core.skeleton import JOINT_NAMES as SKELETON_JOINTS
 from core.skeleton import PARENTS as SKELETON_PARENTS
 
@@ -88,23 +89,6 @@ _LIMBS = (
 """Limb bones (joint, child) whose swing the initial pose takes from the targets."""
 
 
-def _swing(
-    start: Float[torch.Tensor, "*B 3"], end: Float[torch.Tensor, "*B 3"]
-) -> Float[torch.Tensor, "*B 3 3"]:
-    """Smallest rotation turning direction ``start`` onto ``end``; identity where they are near opposite.
-
-    >>> R = _swing(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 2.0, 0.0]))
-    >>> torch.allclose(R @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
-    True
-    """
-    a = torch.nn.functional.normalize(start, dim=-1)
-    b = torch.nn.functional.normalize(end, dim=-1)
-    w = 1.0 + (a * b).sum(-1, keepdim=True)
-    quat_xyzw = torch.cat([torch.linalg.cross(a, b), w], dim=-1)
-    quat_xyzw = torch.where(w > 1e-3, quat_xyzw, torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=a.dtype))
-    return roma.unitquat_to_rotmat(torch.nn.functional.normalize(quat_xyzw, dim=-1))
-
-
 def _limb_swings(
     rest: dict[str, Float[torch.Tensor, " 3"]],
     targets: dict[str, Float[torch.Tensor, "F 3"]],
@@ -131,7 +115,7 @@ def _limb_swings(
         rotation = eye
         if child is not None and all(n in rest and n in targets for n in (name, child)):
             toward = (parent.transpose(-1, -2) @ (targets[child] - targets[name])[..., None])[..., 0]
-            rotation = _swing((rest[child] - rest[name]).expand_as(toward), toward)
+            rotation = swing_rotation((rest[child] - rest[name]).expand_as(toward), toward)
             rotation = torch.where((seen[name] & seen[child])[:, None, None], rotation, eye)
             local[:, j - 1] = roma.rotmat_to_rotvec(rotation)
         world.append(parent @ rotation)

@@ -15,14 +15,13 @@ from core.body.anny_backend import (
     Y_UP_TO_Z_UP,
     AnnyBody,
     _compact_cache_file,
-    chain_rotations,
     load_rig,
     resolve_cache_dir,
-    swing_rotation,
     tpose_corrections,
 )
 from core.body.config import AnnyConfig
 from core.body.model import REQUIRED_JOINTS, BodyParameters
+from core.body.rotations import chain_rotations, swing_rotation
 from core.errors import InputError
 from core.skeleton import PARENTS, forward_kinematics, rest_joints
 
