@@ -151,3 +151,24 @@ def canonical_joints(
     """Root-relative joints in the body's own frame: the view-invariant pose used for association."""
     batch = body_pose.shape[:-2]
     return forward_kinematics(np.zeros((*batch, 3)), body_pose, shape, np.zeros((*batch, 3)))
+
+
+def body_frame(
+    left_hip: Float[np.ndarray, "*batch 3"],
+    right_hip: Float[np.ndarray, "*batch 3"],
+    left_shoulder: Float[np.ndarray, "*batch 3"],
+    right_shoulder: Float[np.ndarray, "*batch 3"],
+) -> Float[np.ndarray, "*batch 3 3"]:
+    """Rotation from the canonical body frame (left +x, up +y, forward +z) to the frame these points are
+    in: left along the hip line, up along the hip-to-shoulder direction made orthogonal to it.
+
+    >>> frame = body_frame(*np.array([[1.0, 0, 0], [-1, 0, 0], [1, 2, 0], [-1, 2, 0]]))
+    >>> bool(np.allclose(frame, np.eye(3)))
+    True
+    """
+    left = left_hip - right_hip
+    left = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-12)
+    up = (left_shoulder + right_shoulder - left_hip - right_hip) / 2
+    up = up - np.sum(up * left, axis=-1, keepdims=True) * left
+    up = up / np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
+    return np.stack([left, up, np.cross(left, up)], axis=-1)

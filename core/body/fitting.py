@@ -39,6 +39,7 @@ from core.body.model import BODY_JOINTS, BodyModel, BodyParameters
 from core.body.rotations import swing_rotation
 from core.skeleton import JOINT_NAMES as SKELETON_JOINTS
 from core.skeleton import PARENTS as SKELETON_PARENTS
+from core.skeleton import body_frame
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,7 @@ def _orientation_from_targets(
     needed = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
     if not all(n in names for n in needed):
         return np.zeros((targets.shape[0], 3))
-    lh, rh, ls, rs = (targets[:, names.index(n)] for n in needed)
-    left = lh - rh
-    up = (ls + rs - lh - rh) / 2
-    left = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)
-    up = up - np.sum(up * left, axis=-1, keepdims=True) * left
-    up = up / np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-9)
-    matrix = np.stack([left, up, np.cross(left, up)], axis=-1)
+    matrix = body_frame(*(targets[:, names.index(n)] for n in needed))
     valid = np.isfinite(matrix).all(axis=(1, 2)) & (np.abs(np.linalg.det(matrix) - 1) < 1e-3)
     rotvec = roma.rotmat_to_rotvec(torch.as_tensor(np.where(valid[:, None, None], matrix, np.eye(3))))
     return rotvec.numpy()

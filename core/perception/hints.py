@@ -16,11 +16,10 @@ from scipy.spatial.transform import Rotation
 
 from core.geometry import undistort_pixels
 from core.keypoints import BLAZEPOSE_NAMES
-from core.skeleton import JOINT_NAMES
+from core.skeleton import JOINT_NAMES, body_frame
 
 _L = {name: i for i, name in enumerate(BLAZEPOSE_NAMES)}
 _HIPS = [_L["left_hip"], _L["right_hip"]]
-_SHOULDERS = [_L["left_shoulder"], _L["right_shoulder"]]
 _EARS = [_L["left_ear"], _L["right_ear"]]
 
 # Each SMPL-X body joint as a weighted sum of BlazePose landmarks (hip centre, shoulder centre and the
@@ -90,14 +89,10 @@ def place_in_camera(
 
 
 def body_orientation(landmarks: Float[np.ndarray, "N 33 3"]) -> Float[np.ndarray, "N 3 3"]:
-    """Rotation from the SMPL-X canonical body frame (left +x, up +y, forward +z) to the landmarks' frame,
-    from the hip line and the hip-to-shoulder direction."""
-    left = landmarks[:, _L["left_hip"]] - landmarks[:, _L["right_hip"]]
-    left /= np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-12)
-    up = landmarks[:, _SHOULDERS].mean(axis=1) - landmarks[:, _HIPS].mean(axis=1)
-    up -= np.einsum("ni,ni->n", up, left)[:, None] * left
-    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
-    return np.stack([left, up, np.cross(left, up)], axis=-1)
+    """Rotation from the SMPL-X canonical body frame to the landmarks' frame (``skeleton.body_frame``)."""
+    return body_frame(
+        *(landmarks[:, _L[n]] for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder"))
+    )
 
 
 def canonical_joints(
