@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,25 +87,17 @@ def joints_tree(reconstruction: Reconstruction) -> dict[str, dict[str, dict[str,
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write through a temporary file renamed into place: a reader never sees half a file."""
+    """Write through a temporary file renamed into place: a reader never sees half a file. The temporary
+    file is created by ``open`` (exclusively), so the result gets the usual permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's file is private (0600); give it open()'s mode
-        with os.fdopen(handle, "wb" if isinstance(content, bytes) else "w") as file:
+        with open(temporary, "xb" if isinstance(content, bytes) else "x") as file:
             file.write(content)
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it, then restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        temporary.unlink(missing_ok=True)
 
 
 def export_joints_json(reconstruction: Reconstruction, path: Path) -> None:
