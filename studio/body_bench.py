@@ -118,13 +118,20 @@ def _zero_pose(shape: Float[torch.Tensor, "B S"]) -> BodyParameters:
     )
 
 
+def _zero_pose_joints(model: BodyModel, shape: Float[np.ndarray, "B S"]) -> Float[np.ndarray, "B J 3"]:
+    with torch.no_grad():
+        return model(_zero_pose(torch.as_tensor(shape)), vertices=False).joints.numpy()
+
+
+def _lowest_foot_points(model: BodyModel) -> list[int]:
+    return next(index for names in _BOTTOM if (index := _names_in(model, names)))
+
+
 def stature(model: BodyModel, shape: Float[np.ndarray, "B S"]) -> Float[np.ndarray, " B"]:
     """Height of the head top above the lowest foot point in the zero pose, metres (module docstring)."""
-    with torch.no_grad():
-        joints = model(_zero_pose(torch.as_tensor(shape)), vertices=False).joints.numpy()
+    joints = _zero_pose_joints(model, shape)
     top = _names_in(model, _TOP)[0]
-    bottom = next(index for names in _BOTTOM if (index := _names_in(model, names)))
-    return joints[:, top, 1] - joints[:, bottom, 1].min(1)
+    return joints[:, top, 1] - joints[:, _lowest_foot_points(model), 1].min(1)
 
 
 def synthetic_track(
@@ -164,11 +171,9 @@ def synthetic_track(
 
 def stature_floor(model: BodyModel, shape: Float[np.ndarray, " S"]) -> float:
     """Height of the lowest foot point below the pelvis in the zero pose (negative), metres."""
-    with torch.no_grad():
-        joints = model(_zero_pose(torch.as_tensor(shape)[None]), vertices=False).joints[0].numpy()
-    bottom = next(index for names in _BOTTOM if (index := _names_in(model, names)))
+    joints = _zero_pose_joints(model, np.asarray(shape)[None])[0]
     pelvis = model.joint_names.index("pelvis") if "pelvis" in model.joint_names else 0
-    return float(joints[bottom, 1].min() - joints[pelvis, 1])
+    return float(joints[_lowest_foot_points(model), 1].min() - joints[pelvis, 1])
 
 
 def _occlusion(frames: int, fraction: float, rng: np.random.Generator) -> Bool[np.ndarray, " T"]:
