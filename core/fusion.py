@@ -7,7 +7,7 @@ rotation, then quaternion-averaged; the position by triangulating the views' pel
 rejection of an outlier view (or, for the paper's "average only" ablation, by averaging the views'
 monocular position estimates). A person seen by a single view keeps its monocular position.
 
-Observations without a body model (``shape_model == "none"``, e.g. BlazePose's landmarks) get their 3D
+Observations without a body model (``bare_keypoints``, e.g. BlazePose's landmarks) get their 3D
 joints by triangulating every named keypoint over the views that see it confidently, with the same
 robust rejection; a keypoint seen confidently by fewer than two views is placed on its best view's ray
 at the depth of the person's pelvis.
@@ -135,7 +135,7 @@ def fuse(
         ok = np.isfinite(triangulated).all(axis=-1)
         transl = np.where(ok[:, None], triangulated, transl)
 
-    if observations.shape_model == "none":
+    if observations.bare_keypoints:
         joint_names = (*observations.keypoint_names, "head", "pelvis")
         joints = _triangulate_keypoints(used_obs, cell_row, weight, transl, cameras, config)
     else:

@@ -88,12 +88,12 @@ def orient_left_right(
 ) -> tuple[Observations, Int[np.ndarray, " M"]]:
     """Observations with mirrored detections corrected, and the indices of those corrected.
 
-    Only observations that are bare keypoints (``shape_model == "none"``) are touched: a body-model
+    Only bare keypoints (``Observations.bare_keypoints``) are touched: a body-model
     estimate carries its own pose, which a label swap would contradict.
     """
     permutation = mirror_permutation(observations.keypoint_names)
     if (
-        observations.shape_model != "none"
+        not observations.bare_keypoints
         or len(cameras) < 2
         or (permutation == np.arange(permutation.size)).all()
     ):

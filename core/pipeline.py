@@ -115,7 +115,7 @@ def fuse_and_scale(
                 cells[p.person_id],
                 cameras,
                 config.fusion.min_keypoint_confidence,
-                config.fusion.keypoint_max_error_px if observations.shape_model == "none" else np.inf,
+                config.fusion.keypoint_max_error_px if observations.bare_keypoints else np.inf,
             ),
         )
         for p in persons
@@ -190,8 +190,7 @@ def reconstruct_from_observations(
     with _timed(seconds, "refinement"):
         # Only triangulated joints reproject onto the detections they came from; a body-model estimate
         # averaged over views does not, so its misfit would say nothing about identity.
-        triangulated = observations.shape_model == "none"
-        if config.refinement.enabled and triangulated and len(cameras) > 1:
+        if config.refinement.enabled and observations.bare_keypoints and len(cameras) > 1:
             person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
             oriented, _ = orient_left_right(
                 observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence

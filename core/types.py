@@ -120,6 +120,12 @@ class Observations:
     def __len__(self) -> int:
         return int(self.view.shape[0])
 
+    @property
+    def bare_keypoints(self) -> bool:
+        """No body model behind these estimates (``shape_model == "none"``, e.g. BlazePose's landmarks):
+        a person's joints come from triangulating the keypoints, not from averaged body parameters."""
+        return self.shape_model == "none"
+
     def take(self, index: Int[np.ndarray, " M"] | Bool[np.ndarray, " N"]) -> Observations:
         """The observations selected by an index or mask, every array sliced alike."""
         arrays = {
