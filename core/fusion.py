@@ -10,15 +10,19 @@ monocular position estimates). A person seen by a single view keeps its monocula
 Observations without a body model (``bare_keypoints``, e.g. BlazePose's landmarks) get their 3D
 joints by triangulating every named keypoint over the views that see it confidently, with the same
 robust rejection; a keypoint seen confidently by fewer than two views is placed on its best view's ray
-at the depth of the person's pelvis.
+at the depth of the person's pelvis. Each joint keeps how many views it stands on (``joint_views``);
+a limb joint whose bone from its parent is far longer or shorter than that bone's median over the
+person's track (a chimera: another person's limb, seen alike by several views) stands on none, and
+so does every joint below it on the limb.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from scipy.spatial.transform import Rotation
 
 from core.association import world_positions
@@ -49,6 +53,9 @@ class FusionConfig:
     """After robust triangulation, a view's keypoint reprojecting farther than this (pixels) is an outlier:
     the keypoint is re-triangulated without it and it is left out of reprojection errors (Pose2Sim's
     default threshold)."""
+    limb_length_tolerance: float = 0.5
+    """A triangulated limb bone longer than (1 + this) or shorter than (1 − this) times its median
+    length over the person's track marks its lower joint, and the joints below it, as unsupported."""
 
 
 @dataclass(frozen=True)
@@ -135,15 +142,18 @@ def fuse(
         ok = np.isfinite(triangulated).all(axis=-1)
         transl = np.where(ok[:, None], triangulated, transl)
 
+    bounds = np.searchsorted(p_idx, person_ids, side="left"), np.searchsorted(p_idx, person_ids, side="right")
     if observations.bare_keypoints:
         joint_names = (*observations.keypoint_names, "head", "pelvis")
-        joints = _triangulate_keypoints(used_obs, cell_row, weight, transl, cameras, config)
+        joints, joint_views = _triangulate_keypoints(used_obs, cell_row, weight, transl, cameras, config)
+        joint_views[:, -1] = inlier.sum(axis=1)
+        joint_views = _drop_implausible_limbs(joints, joint_views, joint_names, bounds, config)
     else:
         joint_names = JOINT_NAMES
         joints = forward_kinematics(global_orient, body_pose, shape[p_idx], transl)
+        joint_views = np.repeat(inlier.sum(axis=1)[:, None], len(joint_names), axis=1)
     confidence = weight.sum(axis=1) / np.maximum(seen.sum(axis=1), 1)
     empty_residuals = np.full(seen.shape, np.nan)
-    bounds = np.searchsorted(p_idx, person_ids, side="left"), np.searchsorted(p_idx, person_ids, side="right")
     return tuple(
         PersonTrack(
             person_id=int(pid),
@@ -153,6 +163,7 @@ def fuse(
             body_pose=body_pose[a:b],
             shape=shape[pid],
             joints=joints[a:b],
+            joint_views=joint_views[a:b],
             residuals_px=empty_residuals[a:b],
             confidence=confidence[a:b],
             views=inlier[a:b],
@@ -171,8 +182,9 @@ def _triangulate_keypoints(
     transl: Float[np.ndarray, "C 3"],
     cameras: CameraRig,
     config: FusionConfig,
-) -> Float[np.ndarray, "C K+2 3"]:
-    """World joints of every cell: the keypoints, the head point and the pelvis (``transl``)."""
+) -> tuple[Float[np.ndarray, "C K+2 3"], Int[np.ndarray, "C K+2"]]:
+    """World joints of every cell (the keypoints, the head point and the pelvis, ``transl``) and the
+    number of views each keypoint stands on (1: placed on one view's ray; 0: no confident view)."""
     points = np.concatenate([used_obs.keypoints2d, used_obs.head2d[:, None]], axis=1)  # (M, K+1, 2)
     confidence = np.concatenate([used_obs.keypoint_confidence, np.ones((len(used_obs), 1))], axis=1)
     view = used_obs.view
@@ -192,6 +204,8 @@ def _triangulate_keypoints(
     kept = np.where(close, ray_weight, 0.0)
     enough = (kept > 0).sum(axis=-1) >= 2
     joints = np.where(enough[..., None], triangulate_rays(origins, directions, kept), joints)
+    single = np.minimum((ray_weight > 0).sum(axis=-1), 1)  # a confident view, or none
+    views = np.where(enough, (kept > 0).sum(axis=-1), single)
     # Fallback: the most confident view's ray, at the depth of the pelvis in that view.
     best = np.argmax(weight[:, None, :] * (confidence + 1e-6), axis=-1)  # (C, K+1)
     best_view = view[np.take_along_axis(cell_row, best, axis=1)]  # (C, K+1)
@@ -201,8 +215,53 @@ def _triangulate_keypoints(
     direction = np.take_along_axis(directions, best[..., None, None], axis=2)[:, :, 0]
     along = pelvis_depth / np.einsum("cki,cki->ck", R[..., 2, :], direction)
     fallback = origin + along[..., None] * direction
-    joints = np.where(np.isfinite(joints).all(axis=-1, keepdims=True), joints, fallback)
-    return np.concatenate([joints, transl[:, None]], axis=1)
+    triangulated = np.isfinite(joints).all(axis=-1)
+    joints = np.where(triangulated[..., None], joints, fallback)
+    views = np.where(triangulated, views, single)
+    views = np.concatenate([views, np.zeros_like(views[:, :1])], axis=1)
+    return np.concatenate([joints, transl[:, None]], axis=1), views
+
+
+LIMB_BONES = tuple(
+    (f"{side}_{parent}", f"{side}_{child}")
+    for side in ("left", "right")
+    for parent, child in (
+        ("shoulder", "elbow"),
+        ("elbow", "wrist"),
+        ("hip", "knee"),
+        ("knee", "ankle"),
+        ("ankle", "heel"),
+        ("ankle", "foot_index"),
+    )
+)
+"""Limb bones (upper joint, lower joint), each after the bone that ends at its upper joint."""
+
+
+def _drop_implausible_limbs(
+    joints: Float[np.ndarray, "C J 3"],
+    views: Int[np.ndarray, "C J"],
+    names: tuple[str, ...],
+    bounds: tuple[Int[np.ndarray, " P"], Int[np.ndarray, " P"]],
+    config: FusionConfig,
+) -> Int[np.ndarray, "C J"]:
+    """``views`` with 0 for the lower joint of every limb bone whose length is off its person's median
+    (over frames where both ends are triangulated) by more than the tolerance, and for the joints below."""
+    bones = [(names.index(a), names.index(b)) for a, b in LIMB_BONES if a in names and b in names]
+    if not bones:
+        return views
+    upper, lower = map(np.array, zip(*bones, strict=True))
+    length = np.linalg.norm(joints[:, lower] - joints[:, upper], axis=-1)  # (C, B)
+    measured = np.where((views[:, upper] >= 2) & (views[:, lower] >= 2), length, np.nan)
+    median = np.full_like(length, np.nan)
+    for a, b in zip(*bounds, strict=True):  # one median per person and bone
+        with warnings.catch_warnings():  # a bone never triangulated has no median: not judged
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median[a:b] = np.nanmedian(measured[a:b], axis=0)
+    implausible = np.abs(length / median - 1) > config.limb_length_tolerance
+    dropped = np.zeros(views.shape, dtype=bool)
+    for k, (a, b) in enumerate(bones):  # parents first: a dropped upper joint drops the lower one
+        dropped[:, b] |= implausible[:, k] | dropped[:, a]
+    return np.where(dropped, 0, views)
 
 
 def _person_shapes(observations: Observations, cells, num_persons: int) -> Float[np.ndarray, "P B"]:
@@ -212,6 +271,30 @@ def _person_shapes(observations: Observations, cells, num_persons: int) -> Float
     weight = np.where(seen, observations.score[safe], 0.0)  # (P, T, V)
     total = np.einsum("ptv,ptvb->pb", weight, observations.shape[safe])
     return total / np.maximum(weight.sum(axis=(1, 2)), 1e-12)[:, None]
+
+
+def keypoint_errors(
+    joints: Float[np.ndarray, "F J 3"],
+    joint_names: tuple[str, ...],
+    observations: Observations,
+    cells: Int[np.ndarray, "F V"],
+    cameras: CameraRig,
+    min_confidence: float = 0.0,
+) -> tuple[Float[np.ndarray, "F V K"], Bool[np.ndarray, "F V K"], tuple[str, ...]]:
+    """Pixel distance between the joints projected into every view and that view's 2D keypoints of the
+    same name (``cells``: the observation of each frame and view, -1 where none), whether each keypoint
+    counts (seen and more confident than ``min_confidence``), and the names compared."""
+    index = {name: j for j, name in enumerate(joint_names)}
+    pairs = [(k, index[n]) for k, n in enumerate(observations.keypoint_names) if n in index]
+    if not pairs:
+        return np.zeros((*cells.shape, 0)), np.zeros((*cells.shape, 0), dtype=bool), ()
+    kp_index, joint_index = map(np.array, zip(*pairs, strict=True))
+    seen = cells >= 0
+    safe = np.where(seen, cells, 0)
+    projected = project_points(joints[:, None, joint_index], cameras.K, cameras.dist, cameras.R, cameras.t)
+    error = np.linalg.norm(projected - observations.keypoints2d[safe][:, :, kp_index], axis=-1)
+    counts = seen[..., None] & (observations.keypoint_confidence[safe][:, :, kp_index] > min_confidence)
+    return error, counts & np.isfinite(error), tuple(joint_names[j] for j in joint_index)
 
 
 def reprojection_residuals(
@@ -227,23 +310,16 @@ def reprojection_residuals(
     Keypoints are matched to joints by name; keypoints whose confidence is not above ``min_confidence``
     and outliers farther than ``max_error_px`` are ignored. NaN where a view did not see the person.
     """
-    names = {name: j for j, name in enumerate(track.joint_names)}
-    pairs = [(k, names[n]) for k, n in enumerate(observations.keypoint_names) if n in names]
     residuals = np.full((track.frames.shape[0], len(cameras)), np.nan)
-    if not pairs or track.frames.size == 0:
+    if track.frames.size == 0:
         return residuals
-    kp_index, joint_index = map(np.array, zip(*pairs, strict=True))
-    obs = cells[track.frames]  # (F, V)
-    seen = obs >= 0
-    safe = np.where(seen, obs, 0)
-    projected = project_points(
-        track.joints[:, None, joint_index], cameras.K, cameras.dist, cameras.R, cameras.t
-    )  # (F, V, J', 2)
-    detected = observations.keypoints2d[safe][:, :, kp_index]
-    confident = observations.keypoint_confidence[safe][:, :, kp_index] > min_confidence
-    error = np.linalg.norm(projected - detected, axis=-1)
-    confident &= error <= max_error_px
+    obs = cells[track.frames]
+    error, counts, _ = keypoint_errors(
+        track.joints, track.joint_names, observations, obs, cameras, min_confidence
+    )
+    counts &= error <= max_error_px
     with np.errstate(invalid="ignore"):
-        mean = np.where(confident, error, 0.0).sum(-1) / confident.sum(-1)
+        mean = np.where(counts, error, 0.0).sum(-1) / counts.sum(-1)
+    seen = obs >= 0
     residuals[seen] = mean[seen]
     return residuals

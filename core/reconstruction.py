@@ -16,7 +16,7 @@ from core.config import ReconstructionConfig
 from core.serialization import from_tree, to_tree
 from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever a saved field changes meaning; loading another version is refused."""
 _METADATA = "reconstruction.json"
 _ARRAYS = "arrays.npz"

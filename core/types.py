@@ -249,6 +249,9 @@ class PersonTrack:
     shape: Float[np.ndarray, " B"]
     joints: Float[np.ndarray, "F J 3"]
     """World-frame 3D joints, metres, named by ``joint_names``."""
+    joint_views: Int[np.ndarray, "F J"]
+    """Views each joint stands on: 2 or more where triangulated, 1 where placed on one view's ray, 0
+    where guessed (no confident view, or an implausible limb); the body fit trusts them accordingly."""
     residuals_px: Float[np.ndarray, "F V"]
     """Mean 2D keypoint reprojection error per view in pixels; NaN where the view did not see the person."""
     confidence: Float[np.ndarray, " F"]

@@ -65,18 +65,34 @@ def bench(
 
 
 def bench_body(
-    frames: int = 100, persons: int = 3, seed: int = 0, noise: float = 0.01, json: bool = False
+    frames: int = 100,
+    persons: int = 3,
+    seed: int = 0,
+    noise: float = 0.01,
+    scene: Path | None = None,
+    json: bool = False,
 ) -> None:
-    """Benchmark the body fit on synthetic Anny bodies: joint error, stature error, ms per person-frame.
+    """Benchmark the body fit on synthetic Anny bodies (joint error, stature error, ms per person-frame),
+    or, with --scene, on a saved reconstruction (reprojection of the fitted bodies, feet on the floor).
 
     Args:
         frames: Frames per track (30 frames/s).
         persons: Tracks, one random adult body each.
         seed: Random seed of bodies, poses, noise and occlusions.
         noise: Standard deviation of the noise on each target coordinate, metres.
+        scene: A directory written by `reconstruct` or `example`: fit its persons again with Anny and
+            score the fits against the detections instead.
         json: Print one JSON object instead of a table.
     """
     from core.body.anny_backend import AnnyBody
+    from core.body.config import FitConfig
+
+    if scene is not None:
+        from studio.body_scene_bench import format_scene_table, score_scene_fit
+
+        scores = score_scene_fit(Reconstruction.load(scene), AnnyBody(), FitConfig())
+        print(jsonlib.dumps([asdict(s) for s in scores], indent=1) if json else format_scene_table(scores))
+        return
     from studio.body_bench import BodyBenchConfig, format_body_table, result_to_dict, run_body_bench
 
     config = BodyBenchConfig(frames=frames, persons=persons, seed=seed, noise=noise)

@@ -10,10 +10,13 @@ import time
 import numpy as np
 import pytest
 
+from core.body.anny_backend import AnnyBody
+from core.body.config import FitConfig
 from core.io.video import FrameRange
 from core.reconstruction import Reconstruction
 from core.video_pipeline import reconstruct_from_videos
 from studio.assets import examples_directory
+from studio.body_scene_bench import score_scene_fit
 from studio.cli import main
 
 MULTI = examples_directory() / "Demo_MultiPerson"
@@ -96,6 +99,9 @@ def test_demo_multi_person_meets_the_targets():
     assert np.nanmax(step) < 0.4
     assert np.nanmin(np.linalg.norm(pelvis[0] - pelvis[1], axis=-1)) > 0.5
     assert wall <= 60.0
+    for score in score_scene_fit(reconstruction, AnnyBody(), FitConfig()):  # issue 4's body targets
+        assert score.reprojection_px <= 10.0
+        assert abs(score.foot_height_cm) <= 5.0
 
 
 @pytest.mark.slow
@@ -103,6 +109,19 @@ def test_demo_single_person_is_one_person_within_eight_pixels():
     reconstruction = reconstruct_from_videos(clips(SINGLE), calibration(SINGLE), FrameRange())
     assert len(reconstruction.persons) == 1
     assert np.nanmean(reconstruction.persons[0].residuals_px) <= 8.0
+
+
+def test_the_fitted_bodies_of_the_short_run_match_the_detections_and_stand_on_the_floor(short_run, capsys):
+    reconstruction = Reconstruction.load(short_run)
+    scores = score_scene_fit(reconstruction, AnnyBody(), FitConfig())
+    assert [s.person_id for s in scores] == [p.person_id for p in reconstruction.persons]
+    for score in scores:
+        assert score.frames == 16
+        assert score.reprojection_px < 15.0 and score.reprojection_all_px >= score.reprojection_px
+        assert np.isfinite(score.foot_height_cm)  # the 5 cm target is checked on all 100 frames (slow)
+    capsys.readouterr()
+    main(["bench-body", "--scene", str(short_run)])
+    assert len(capsys.readouterr().out.splitlines()) == 1 + len(scores)
 
 
 def test_the_floor_exports_as_a_coloured_ply(short_run, tmp_path):

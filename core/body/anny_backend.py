@@ -358,8 +358,7 @@ class AnnyBody:
             raise InputError(f"body_pose must be (B, {BODY_JOINTS}, 3), got {parameters.body_pose.shape}")
         empty = shape.new_zeros(batch, 0)  # no local changes, no facial actions
         # Anny.forward's own first step (private in anny 0.6.2, which the project pins)
-        coefficients = model._get_phenotype_blendshape_coefficients(shape, empty, empty)
-        rest = model.get_rest_model(coefficients)
+        rest, shared = _rest_model(model, shape, empty)
         rest_poses = rest["rest_bone_poses"]  # (B, 53, 4, 4), Anny frame
         heads = rest["rest_bone_heads"]  # (B, 53, 3)
         z_up = torch.as_tensor(Y_UP_TO_Z_UP, dtype=dtype, device=device)
@@ -368,7 +367,8 @@ class AnnyBody:
         local = roma.rotvec_to_rotmat(
             torch.cat([parameters.global_orient[:, None], parameters.body_pose], 1).to(dtype)
         )  # (B, 22, 3, 3)
-        to_world = chain_rotations(local) @ tpose_corrections(points) @ z_up.T  # Anny rest → world
+        corrections = tpose_corrections(points[:1] if shared else points)
+        to_world = chain_rotations(local) @ corrections @ z_up.T  # Anny rest → world
         bone_rotation = to_world[:, rig.bone_joint]  # (B, 53, 3, 3)
         deltas = torch.zeros_like(rest_poses)
         deltas[..., :3, :3] = bone_rotation @ rest_poses[..., :3, :3]
@@ -387,6 +387,24 @@ class AnnyBody:
         landmarks = torch.einsum("ln,bnc->blc", rig.landmark_weights, support)
         joints = torch.cat([poses[:, rig.joint_bone, :3, 3], landmarks], 1)
         return BodyOutput(joints=joints, vertices=mesh)
+
+
+def _rest_model(
+    model: Any, shape: Float[torch.Tensor, "B 6"], empty: torch.Tensor
+) -> tuple[dict[str, Any], bool]:
+    """Anny's rest model of every body, and whether all bodies share one shape (a track's frames): it
+    is then built once, as what depends on the shape only is much of the cost of a call."""
+    batch = shape.shape[0]
+    shared = batch > 1 and bool((shape == shape[:1]).all())
+    if shared:
+        shape, empty = shape[:1], empty[:1]
+    rest = model.get_rest_model(model._get_phenotype_blendshape_coefficients(shape, empty, empty))
+    if shared:
+        rest = {
+            k: v.expand(batch, *v.shape[1:]) if torch.is_tensor(v) and v.shape[:1] == (1,) else v
+            for k, v in rest.items()
+        }
+    return rest, shared
 
 
 def _skin(

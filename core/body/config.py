@@ -44,13 +44,13 @@ class SmplxConfig:
 class FitConfig:
     """How a track is fitted."""
 
-    iterations: int = 150
+    iterations: int = 120
     """Most Adam steps of the first stage (shape and pose on the key frames)."""
-    refine_iterations: int = 50
+    refine_iterations: int = 70
     """Most Adam steps of the second stage."""
     learning_rate: float = 0.05
     """Adam's step size at the first step of each stage."""
-    refine_learning_rate: float = 0.005
+    refine_learning_rate: float = 0.01
     """Adam's step size at the first step of the second stage (every frame, from the key frames' poses)."""
     final_learning_rate: float = 0.002
     """Step size the first one decays to (exponentially) by the ``iterations``-th step."""
@@ -71,6 +71,11 @@ class FitConfig:
     """Weight of the squared body pose (radians): keeps unseen joints near rest."""
     shape_prior_weight: float = 1e-3
     """Weight of the squared distance of the shape from the model's neutral shape."""
+    single_view_weight: float = 0.2
+    """Weight of a target joint seen by one view only (placed on its ray at the pelvis depth) against a
+    triangulated one's 1."""
+    offset_prior_weight: float = 0.1
+    """Weight of the squared per-keypoint offsets (metres) fitted with the shape; 0: no offsets."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from jaxtyping import Float, Int
 
 from core.body.config import FitConfig
 from core.body.model import BODY_JOINTS, BodyModel, BodyParameters
-from core.body.rotations import swing_rotation
+from core.body.rotations import chain_rotations, swing_rotation
 from core.skeleton import JOINT_NAMES as SKELETON_JOINTS
 from core.skeleton import PARENTS as SKELETON_PARENTS
 from core.skeleton import body_frame
@@ -52,6 +52,12 @@ class FitResult:
     shape: Float[np.ndarray, " S"]
     joints: Float[np.ndarray, "F J 3"]
     """The model's joints, named by the model."""
+    keypoints: Float[np.ndarray, "F K 3"]
+    """The model's points matched to the targets (``keypoint_names``), offsets included."""
+    keypoint_names: tuple[str, ...]
+    """The targets that are model joints, in the order of ``keypoints``."""
+    offsets: Float[np.ndarray, "K 3"]
+    """Per-keypoint offsets from the model's joint, canonical frame of its ``offset_anchors`` joint."""
     error_m: Float[np.ndarray, " F"]
     """Mean distance between fitted and target joints per frame (seen joints only); NaN if none."""
     iterations: int = 0
@@ -117,6 +123,37 @@ def _limb_swings(
     return local
 
 
+_FACE = ("nose", "eye", "ear", "mouth")
+_FOOT = ("heel", "foot_index")
+
+
+def offset_anchors(names: tuple[str, ...] | list[str]) -> Int[np.ndarray, " J"]:
+    """The skeleton joint whose rotation carries each named point's offset: a skeleton joint's parent
+    (the bone that ends at it), the head for face points, the ankle of the same side for foot points."""
+    anchors = []
+    for name in names:
+        if name in SKELETON_JOINTS:
+            anchors.append(max(int(SKELETON_PARENTS[SKELETON_JOINTS.index(name)]), 0))
+        elif any(part in name for part in _FACE):
+            anchors.append(SKELETON_JOINTS.index("head"))
+        elif any(part in name for part in _FOOT):
+            anchors.append(SKELETON_JOINTS.index(f"{name.split('_')[0]}_ankle"))
+        else:
+            anchors.append(0)
+    return np.asarray(anchors, dtype=np.int64)
+
+
+def offset_points(
+    orient: Float[torch.Tensor, "F 3"],
+    body_pose: Float[torch.Tensor, "F 21 3"],
+    anchor: Int[torch.Tensor, " K"],
+    offsets: Float[torch.Tensor, "K 3"],
+) -> Float[torch.Tensor, "F K 3"]:
+    """Per-frame world displacement of each offset, turned with its anchor joint's world rotation."""
+    local = roma.rotvec_to_rotmat(torch.cat([orient[:, None], body_pose], 1))
+    return (chain_rotations(local)[:, anchor] @ offsets[..., None])[..., 0]
+
+
 def _consecutive_difference(values: torch.Tensor, consecutive: torch.Tensor) -> torch.Tensor:
     """Sum of squared changes between consecutive frames (pairs across a gap do not count)."""
     return ((values[1:] - values[:-1]) ** 2).flatten(1).sum(-1)[consecutive].sum()
@@ -160,11 +197,18 @@ class _Problem:
     consecutive: torch.Tensor
     """Whether frame f+1 directly follows frame f, (F-1,)."""
     neutral: Float[torch.Tensor, " S"]
+    anchor: Int[torch.Tensor, " J"]
+    """Skeleton joint whose frame carries each target's offset (``offset_anchors``)."""
+    offsets: Float[torch.Tensor, "J 3"]
+    """Per-target offsets from the model's point, canonical body frame of the anchor joint, metres."""
 
     def joints(self, orient, transl, body_pose, shape) -> torch.Tensor:
         frames = orient.shape[0]
         parameters = BodyParameters(orient, transl, body_pose, shape.expand(frames, -1))
-        return self.model(parameters, vertices=False).joints[:, self.model_index]
+        points = self.model(parameters, vertices=False).joints[:, self.model_index]
+        if not self.offsets.requires_grad and not self.offsets.any():
+            return points
+        return points + offset_points(orient, body_pose, self.anchor, self.offsets)
 
     def centred_transl(self, orient, body_pose, shape) -> torch.Tensor:
         """Per-frame position putting the weighted joint centroid on the target's (any transl convention)."""
@@ -201,7 +245,15 @@ def _solve(
     config: FitConfig,
 ) -> int:
     """Adam on the parameters in place (shape too if ``fit_shape``); the number of steps taken."""
-    variables = [orient, transl, body_pose, *([shape] if fit_shape else [])]
+    offsets = problem.offsets
+    fit_offsets = not fit_shape and config.offset_prior_weight > 0
+    variables = [
+        orient,
+        transl,
+        body_pose,
+        *([shape] if fit_shape else []),
+        *([offsets] if fit_offsets else []),
+    ]
     for v in variables:
         v.requires_grad_(True)
     frames = orient.shape[0]
@@ -220,6 +272,8 @@ def _solve(
         )
         loss = loss + config.pose_prior_weight * (body_pose**2).sum()
         loss = loss + config.shape_prior_weight * frames * ((shape - problem.neutral) ** 2).sum()
+        if fit_offsets:
+            loss = loss + config.offset_prior_weight * frames * (offsets**2).sum()
         loss.backward()
         optimizer.step()
         if bounds is not None and fit_shape:
@@ -279,6 +333,8 @@ def fit_track(
             tensor(weight[keys]),
             torch.as_tensor(np.diff(frames[keys]) == 1, device=device),
             neutral,
+            torch.as_tensor(offset_anchors(common), device=device),
+            torch.zeros((len(common), 3), device=device),
         )
         orient = orient_all[keys].clone()
         body_pose = torch.zeros((len(keys), BODY_JOINTS, 3), device=device)
@@ -307,7 +363,8 @@ def fit_track(
         with torch.no_grad():
             parameters = BodyParameters(orient, transl, body_pose, shape.expand(F, -1))
             posed = model(parameters, vertices=False).joints
-            distance = torch.linalg.norm(posed[:, model_index] - problem.target, dim=-1).cpu().numpy()
+            fitted = problem.joints(orient, transl, body_pose, shape)
+            distance = torch.linalg.norm(fitted - problem.target, dim=-1).cpu().numpy()
     finally:
         torch.set_num_threads(threads)
     seen = weight > 0
@@ -319,6 +376,9 @@ def fit_track(
         body_pose=body_pose.cpu().numpy().astype(float),
         shape=shape.cpu().numpy().astype(float),
         joints=posed.cpu().numpy().astype(float),
+        keypoints=fitted.cpu().numpy().astype(float),
+        keypoint_names=tuple(common),
+        offsets=problem.offsets.cpu().numpy().astype(float),
         error_m=error,
         iterations=iterations,
     )

@@ -4,7 +4,8 @@ The fused tracks keep their triangulated joints (the measurement, what reproject
 joint export report) and gain SMPL-X-layout parameters in the semantics of the chosen model, so that
 the viewer and the exports can pose its mesh. Keypoints named like a model joint but defined otherwise
 are left out of the fit: the fused ``head`` and ``pelvis`` are the midpoints of the ears and of the hip
-landmarks, not the models' skeleton joints.
+landmarks, not the models' skeleton joints. A joint triangulated from two views or more counts fully,
+one placed on a single view's ray counts ``FitConfig.single_view_weight``, a guessed one not at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from core.body.anny_backend import AnnyBody
 from core.body.config import BodyConfig, FitConfig
-from core.body.fitting import fit_track
+from core.body.fitting import FitResult, fit_track
 from core.body.model import BodyModel
 from core.body.smplx_backend import load_smplx
 from core.types import PersonTrack
@@ -33,29 +34,31 @@ def load_body_model(config: BodyConfig, device: str = "cpu") -> BodyModel | None
     return None
 
 
+def fit_person(
+    person: PersonTrack, model: BodyModel, config: FitConfig, device: str = "cpu"
+) -> FitResult | None:
+    """The model fitted to one person's triangulated joints (all its frames in one batched problem);
+    None if the person has no joint the model knows."""
+    use = [n for n in person.joint_names if n not in _NOT_ANATOMICAL and n in model.joint_names]
+    if not use:
+        return None
+    index = [person.joint_names.index(n) for n in use]
+    views = person.joint_views[:, index]
+    weights = np.where(views >= 2, 1.0, np.where(views == 1, config.single_view_weight, 0.0))
+    return fit_track(model, person.frames, person.joints[:, index], tuple(use), weights, config, device)
+
+
 def fit_persons(
     persons: Sequence[PersonTrack], model: BodyModel, config: FitConfig, device: str = "cpu"
 ) -> tuple[PersonTrack, ...]:
     """Every person's track with the model's parameters fitted to its triangulated joints."""
     fitted = []
-    for person in persons:  # one batched problem per person (all its frames at once)
-        use = [n for n in person.joint_names if n not in _NOT_ANATOMICAL and n in model.joint_names]
-        if not use:
-            fitted.append(person)
-            continue
-        index = [person.joint_names.index(n) for n in use]
-        targets = person.joints[:, index]
-        result = fit_track(
-            model,
-            person.frames,
-            targets,
-            tuple(use),
-            np.isfinite(targets).all(-1).astype(float),
-            config,
-            device,
-        )
+    for person in persons:
+        result = fit_person(person, model, config, device)
         fitted.append(
-            replace(
+            person
+            if result is None
+            else replace(
                 person,
                 global_orient=result.global_orient,
                 transl=result.transl,

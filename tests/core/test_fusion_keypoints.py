@@ -126,6 +126,23 @@ def test_a_keypoint_seen_by_one_view_is_put_on_its_ray_at_the_pelvis_depth():
     person = fuse_one(dataclasses.replace(obs, keypoint_confidence=confidence), cameras, 2)
     np.testing.assert_allclose(person.joints[:, KNEE], keypoints[:, KNEE], atol=1e-6)
     np.testing.assert_allclose(person.joints[:, : len(NAMES)], keypoints, atol=1e-6)
+    assert (person.joint_views[:, KNEE] == 1).all()
+    assert (np.delete(person.joint_views, KNEE, axis=1) == 3).all()
+
+
+def test_a_limb_joint_all_views_put_on_another_body_stands_on_no_view():
+    # Every view reads frame 3's left ankle on someone else's leg, 1.2 m away: the views agree, so only
+    # the knee-to-ankle length (1.3 m instead of the track's 0.4 m) tells that it is not this person's.
+    cameras = ring_of_cameras(3)
+    pelvis, keypoints, head = truth(6)
+    ankle = NAMES.index("left_ankle")
+    keypoints[3, ankle] += [1.2, 0.0, 0.0]
+    person = fuse_one(observe(cameras, pelvis, keypoints, head), cameras, 6)
+    np.testing.assert_allclose(person.joints[3, ankle], keypoints[3, ankle], atol=1e-6)  # triangulated...
+    assert person.joint_views[3, ankle] == 0  # ...but not trusted
+    expected = np.full(person.joint_views.shape, 3)
+    expected[3, ankle] = 0
+    np.testing.assert_array_equal(person.joint_views, expected)
 
 
 def test_reprojection_residuals_skip_keypoints_beyond_the_pixel_threshold():

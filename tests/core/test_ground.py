@@ -34,6 +34,7 @@ def walker(person_id, path, normal, offset, up=None, frames=None):
         body_pose=np.zeros((count, 21, 3)),
         shape=np.zeros(0),
         joints=joints,
+        joint_views=np.full(joints.shape[:2], 2),
         residuals_px=np.full((count, 1), np.nan),
         confidence=np.ones(count),
         views=np.ones((count, 1), dtype=bool),

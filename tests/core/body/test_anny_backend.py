@@ -244,6 +244,18 @@ def test_a_batch_equals_single_calls(body):
     assert joints_only.vertices is None and torch.allclose(joints_only.joints, together.joints, atol=1e-5)
 
 
+def test_a_track_sharing_one_shape_equals_bodies_with_their_own(body):
+    # one shape for every body builds the rest model once; the result must not depend on that
+    shape = torch.rand(1, 6, generator=torch.Generator().manual_seed(7)).expand(4, -1)
+    shared = params(body, batch=4, pose=random_pose(4, seed=8), shape=shape)
+    separate = BodyParameters(*(getattr(shared, f).clone() for f in shared.__dataclass_fields__))
+    separate.shape[3] += 1e-6  # no longer one shape for all
+    assert torch.allclose(body(shared).vertices, body(separate).vertices, atol=1e-5)
+    assert torch.allclose(
+        body(shared, vertices=False).joints, body(separate, vertices=False).joints, atol=1e-5
+    )
+
+
 @slow
 def test_height_phenotype_raises_the_head_top(body):
     shape = body.neutral_shape(3)

@@ -6,7 +6,14 @@ import roma
 import torch
 
 from core.body.config import FitConfig
-from core.body.fitting import _interpolate_rotvecs, _keyframes, _limb_swings, fit_track
+from core.body.fitting import (
+    _interpolate_rotvecs,
+    _keyframes,
+    _limb_swings,
+    fit_track,
+    offset_anchors,
+    offset_points,
+)
 from core.body.model import BodyOutput, BodyParameters
 from core.skeleton import _LEVELS, JOINT_NAMES, PARENTS, forward_kinematics, rest_joints
 
@@ -42,13 +49,19 @@ class ToySkeleton:
         return BodyOutput(joints=torch.stack(joints, dim=1), vertices=None)
 
 
-@pytest.fixture(scope="module")
-def truth():
+def _truth_parameters():
+    """Orientation and body pose of ``truth`` (torch, float64)."""
     rng = np.random.default_rng(0)
     t = np.linspace(0, 2 * np.pi, FRAMES)[:, None, None]
     body_pose = 0.3 * np.sin(t + rng.uniform(0, 2 * np.pi, (1, 21, 3))) * rng.uniform(0.2, 1.0, (1, 21, 3))
     heading = np.linspace(0, 1.0, FRAMES)
     global_orient = np.stack([np.zeros(FRAMES), heading, np.zeros(FRAMES)], axis=1)
+    return torch.as_tensor(global_orient), torch.as_tensor(body_pose)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    global_orient, body_pose = (a.numpy() for a in _truth_parameters())
     transl = np.stack([np.linspace(0, 2, FRAMES), np.full(FRAMES, 0.9), np.zeros(FRAMES)], axis=1)
     shape = np.array([1.0, -0.5, 0.8, 0.3, -0.6])
     joints = forward_kinematics(global_orient, body_pose, np.broadcast_to(shape, (FRAMES, 5)), transl)
@@ -75,6 +88,36 @@ def test_legs_unseen_for_some_frames_are_carried_by_the_neighbouring_frames(trut
     assert np.isfinite(result.joints).all()
     assert hidden.mean() < 0.05
     assert np.isnan(result.error_m).sum() == 0
+
+
+def test_keypoints_off_the_joints_by_a_constant_offset_in_their_bone_frame_are_fitted_with_it(truth):
+    # Keypoints that are not the model's joints (a detector's hips sit 4 cm off the skeleton's): each is
+    # the joint plus an offset fixed in the frame of the bone it hangs from, which the fit recovers.
+    config = FitConfig()
+    rng = np.random.default_rng(3)
+    offsets = rng.uniform(-0.04, 0.04, (len(JOINT_NAMES), 3))
+    anchor = torch.as_tensor(offset_anchors(JOINT_NAMES))
+    params = _truth_parameters()
+    shifted = truth + offset_points(*params, anchor, torch.as_tensor(offsets, dtype=torch.float64)).numpy()
+    weights = np.ones(truth.shape[:2])
+    result = fit_track(ToySkeleton(), np.arange(FRAMES), shifted, JOINT_NAMES, weights, config)
+    without = fit_track(
+        ToySkeleton(), np.arange(FRAMES), shifted, JOINT_NAMES, weights, FitConfig(offset_prior_weight=0)
+    )
+
+    def error(points, reference):
+        return np.linalg.norm(points - reference, axis=-1).mean()
+
+    assert error(result.keypoints, shifted) < 0.01
+    assert error(without.keypoints, shifted) > 0.02
+    assert error(result.joints, truth) < error(without.joints, truth)
+    assert np.abs(without.offsets).max() == 0 and result.keypoint_names == JOINT_NAMES
+
+
+def test_offset_anchors_are_the_bone_a_point_hangs_from():
+    names = ("pelvis", "left_knee", "right_wrist", "nose", "left_ear", "right_heel", "left_foot_index")
+    expected = ("pelvis", "left_hip", "right_elbow", "head", "head", "right_ankle", "left_ankle")
+    assert [JOINT_NAMES[i] for i in offset_anchors(names)] == list(expected)
 
 
 class BoundedToySkeleton(ToySkeleton):
