@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
+from jaxtyping import Int
 
 from core.association import associate
 from core.config import ReconstructionConfig
@@ -104,22 +105,7 @@ def fuse_and_scale(
         persons, cameras, estimate = adjust_scale(
             persons, observations, person, cameras, num_frames, config.scale
         )
-    num_persons = int(person.max()) + 1 if person.size else 0
-    cells = PersonCells.build(observations, person, num_persons, num_frames, len(cameras)).index
-    persons = tuple(
-        replace(
-            p,
-            residuals_px=reprojection_residuals(
-                p,
-                observations,
-                cells[p.person_id],
-                cameras,
-                config.fusion.min_keypoint_confidence,
-                config.fusion.keypoint_max_error_px if observations.bare_keypoints else np.inf,
-            ),
-        )
-        for p in persons
-    )
+    persons = with_residuals(persons, observations, person, cameras, num_frames, config)
     diagnostics = Diagnostics(
         stage_seconds=seconds,
         scale_factor=estimate.factor,
@@ -131,6 +117,29 @@ def fuse_and_scale(
         mirrored_observations=mirrored,
     )
     return persons, cameras, diagnostics
+
+
+def with_residuals(
+    persons: tuple[PersonTrack, ...],
+    observations: Observations,
+    person: Int[np.ndarray, " N"],
+    cameras: CameraRig,
+    num_frames: int,
+    config: ReconstructionConfig,
+) -> tuple[PersonTrack, ...]:
+    """The persons with their per-view reprojection errors against the observations they came from."""
+    num_persons = int(person.max()) + 1 if person.size else 0
+    cells = PersonCells.build(observations, person, num_persons, num_frames, len(cameras)).index
+    max_error = config.fusion.keypoint_max_error_px if observations.bare_keypoints else np.inf
+    return tuple(
+        replace(
+            p,
+            residuals_px=reprojection_residuals(
+                p, observations, cells[p.person_id], cameras, config.fusion.min_keypoint_confidence, max_error
+            ),
+        )
+        for p in persons
+    )
 
 
 def view_agreement_messages(

@@ -50,6 +50,9 @@ class FitConfig:
     """Most Adam steps of the second stage."""
     learning_rate: float = 0.05
     """Adam's step size at the first step of each stage."""
+    warm_iterations: int = 20
+    """Most Adam steps of the second stage when it starts from a previous fit of the person (an identity
+    edit: the poses are already close)."""
     refine_learning_rate: float = 0.01
     """Adam's step size at the first step of the second stage (every frame, from the key frames' poses)."""
     final_learning_rate: float = 0.002

@@ -290,6 +290,17 @@ def _solve(
     return step
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """A previous fit of the same person (after an identity edit): the shape is kept and every frame's
+    pose starts from it, so that only the second stage runs."""
+
+    frames: Int[np.ndarray, " G"]
+    global_orient: Float[np.ndarray, "G 3"]
+    body_pose: Float[np.ndarray, "G 21 3"]
+    shape: Float[np.ndarray, " S"]
+
+
 def fit_track(
     model: BodyModel,
     frames: Int[np.ndarray, " F"],
@@ -298,6 +309,7 @@ def fit_track(
     weights: Float[np.ndarray, "F J"],
     config: FitConfig,
     device: str = "cpu",
+    warm_start: WarmStart | None = None,
 ) -> FitResult:
     """Fit ``model`` to one person's target joints (matched to the model's joints by name)."""
     common = [n for n in target_names if n in model.joint_names]
@@ -321,44 +333,51 @@ def fit_track(
         torch.set_num_threads(config.threads)
     try:
         neutral = model.neutral_shape(1).to(device=device, dtype=torch.float32)[0]
-        shape = neutral.clone()
-        orient_all = tensor(_orientation_from_targets(target, tuple(common)))
-
-        # 1. shape and pose on a few frames spread over the track
-        keys = _keyframes(F, config.shape_frames)
         problem = _Problem(
             model,
             model_index,
-            tensor(target[keys]),
-            tensor(weight[keys]),
-            torch.as_tensor(np.diff(frames[keys]) == 1, device=device),
+            tensor(target),
+            tensor(weight),
+            torch.as_tensor(np.diff(frames) == 1, device=device),
             neutral,
             torch.as_tensor(offset_anchors(common), device=device),
             torch.zeros((len(common), 3), device=device),
         )
-        orient = orient_all[keys].clone()
-        body_pose = torch.zeros((len(keys), BODY_JOINTS, 3), device=device)
-        if config.limb_initialisation:
-            body_pose = _initial_pose(model, problem, neutral, common, orient)
-        transl = problem.centred_transl(orient, body_pose, shape)
-        iterations = _solve(problem, orient, transl, body_pose, shape, True, bounds, config)
-
-        # 2. pose on every frame, the shape kept, starting from the key frames' poses
-        if len(keys) < F:
-            problem = replace(
+        kept = np.isin(warm_start.frames, frames) if warm_start is not None else np.zeros(0, dtype=bool)
+        iterations = 0
+        if kept.any():  # the previous fit's shape and poses, at the frames it shares with this track
+            keys = np.searchsorted(frames, warm_start.frames[kept])
+            shape = tensor(warm_start.shape)
+            orient = tensor(warm_start.global_orient[kept])
+            body_pose = tensor(warm_start.body_pose[kept])
+            source = np.ones(len(keys), dtype=bool)
+        else:  # 1. shape and pose on a few frames spread over the track
+            keys = _keyframes(F, config.shape_frames)
+            on_keys = replace(
                 problem,
-                target=tensor(target),
-                weight=tensor(weight),
-                consecutive=torch.as_tensor(np.diff(frames) == 1, device=device),
+                target=problem.target[keys],
+                weight=problem.weight[keys],
+                consecutive=torch.as_tensor(np.diff(frames[keys]) == 1, device=device),
             )
+            shape = neutral.clone()
+            orient = tensor(_orientation_from_targets(target, tuple(common)))[keys].clone()
+            body_pose = torch.zeros((len(keys), BODY_JOINTS, 3), device=device)
+            if config.limb_initialisation:
+                body_pose = _initial_pose(model, on_keys, neutral, common, orient)
+            transl = on_keys.centred_transl(orient, body_pose, shape)
+            iterations = _solve(on_keys, orient, transl, body_pose, shape, True, bounds, config)
             # from the key frames that see every target where there are some: a gap is bridged by the
             # poses around it, not by the key frames in it (whose unseen joints only the prior holds)
             whole = (weight[keys] > 0).all(1)
             source = whole if whole.any() else np.ones(len(keys), dtype=bool)
+
+        # 2. pose on every frame, the shape kept, starting from the key frames' poses
+        if len(keys) < F or kept.any():
             orient = _interpolate_rotvecs(orient[source], keys[source], F)
             body_pose = _interpolate_rotvecs(body_pose[source], keys[source], F)
             transl = problem.centred_transl(orient, body_pose, shape)
-            iterations += _solve(problem, orient, transl, body_pose, shape, False, bounds, config)
+            refine = replace(config, refine_iterations=config.warm_iterations) if kept.any() else config
+            iterations += _solve(problem, orient, transl, body_pose, shape, False, bounds, refine)
 
         with torch.no_grad():
             parameters = BodyParameters(orient, transl, body_pose, shape.expand(F, -1))

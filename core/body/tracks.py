@@ -10,14 +10,14 @@ one placed on a single view's ray counts ``FitConfig.single_view_weight``, a gue
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from core.body.anny_backend import AnnyBody
 from core.body.config import BodyConfig, FitConfig
-from core.body.fitting import FitResult, fit_track
+from core.body.fitting import FitResult, WarmStart, fit_track
 from core.body.model import BodyModel
 from core.body.smplx_backend import load_smplx
 from core.types import PersonTrack
@@ -35,7 +35,11 @@ def load_body_model(config: BodyConfig, device: str = "cpu") -> BodyModel | None
 
 
 def fit_person(
-    person: PersonTrack, model: BodyModel, config: FitConfig, device: str = "cpu"
+    person: PersonTrack,
+    model: BodyModel,
+    config: FitConfig,
+    device: str = "cpu",
+    warm_start: WarmStart | None = None,
 ) -> FitResult | None:
     """The model fitted to one person's triangulated joints (all its frames in one batched problem);
     None if the person has no joint the model knows."""
@@ -45,16 +49,26 @@ def fit_person(
     index = [person.joint_names.index(n) for n in use]
     views = person.joint_views[:, index]
     weights = np.where(views >= 2, 1.0, np.where(views == 1, config.single_view_weight, 0.0))
-    return fit_track(model, person.frames, person.joints[:, index], tuple(use), weights, config, device)
+    targets = person.joints[:, index]
+    return fit_track(model, person.frames, targets, tuple(use), weights, config, device, warm_start)
 
 
 def fit_persons(
-    persons: Sequence[PersonTrack], model: BodyModel, config: FitConfig, device: str = "cpu"
+    persons: Sequence[PersonTrack],
+    model: BodyModel,
+    config: FitConfig,
+    device: str = "cpu",
+    previous: Mapping[int, PersonTrack] | None = None,
 ) -> tuple[PersonTrack, ...]:
-    """Every person's track with the model's parameters fitted to its triangulated joints."""
+    """Every person's track with the model's parameters fitted to its triangulated joints; a person
+    with an earlier fit by this model in ``previous`` (by id) starts from it (``WarmStart``)."""
     fitted = []
     for person in persons:
-        result = fit_person(person, model, config, device)
+        before = (previous or {}).get(person.person_id)
+        warm = None
+        if before is not None and before.shape_model == model.name:
+            warm = WarmStart(before.frames, before.global_orient, before.body_pose, before.shape)
+        result = fit_person(person, model, config, device, warm)
         fitted.append(
             person
             if result is None
