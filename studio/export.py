@@ -31,6 +31,7 @@ from core.body.config import EXPORT_TOPOLOGY, VIEWER_TOPOLOGY, BodyConfig
 from core.errors import InputError
 from core.reconstruction import Reconstruction
 from core.types import Camera, PersonTrack
+from studio.inspection import identity_color
 from studio.summary import clip_frame_numbers
 
 if TYPE_CHECKING:  # torch and the body backends load only when a mesh is exported
@@ -54,17 +55,6 @@ the inverse of Blender's glTF import conversion, so Blender shows a glb in the o
 """
 FRUSTUM_DEPTH = 0.2
 """Length in metres of the camera frustums drawn in glb exports."""
-PERSON_COLORS: tuple[tuple[int, int, int], ...] = (
-    (230, 97, 62),
-    (62, 142, 222),
-    (92, 184, 92),
-    (240, 180, 40),
-    (170, 100, 200),
-    (40, 190, 190),
-    (220, 90, 150),
-    (140, 140, 90),
-)
-"""RGB colour of person ``id`` is ``PERSON_COLORS[id % 8]``: the same person, the same colour."""
 _CAMERA_COLOR = (90, 90, 90, 255)
 _FRAMES_PER_CALL = 128
 """Frames posed per body-model call (bounds the memory of the full Anny mesh's skinning)."""
@@ -121,11 +111,6 @@ class BodyExport:
     """One file per person with a fitted body, in the order of ``Reconstruction.persons``."""
     skipped: tuple[int, ...]
     """Ids of the persons left out: no fitted body (shape model ``skeleton`` or ``none``)."""
-
-
-def person_color(person_id: int) -> tuple[int, int, int]:
-    """The stable RGB colour of a person (``PERSON_COLORS``, by id)."""
-    return PERSON_COLORS[person_id % len(PERSON_COLORS)]
 
 
 def bodied_persons(reconstruction: Reconstruction) -> tuple[tuple[PersonTrack, ...], tuple[int, ...]]:
@@ -280,12 +265,13 @@ def person_scene(
     """One person's posed meshes and the cameras as a glTF scene, y up (``Z_UP_TO_Y_UP``).
 
     Nodes: ``frame_<n>`` per frame (n: clip frame number), meshes in the person's colour
-    (:func:`person_color`) all shown at once (no animation); one line mesh per camera, named after it.
+    (``studio.inspection.identity_color``, as in the viewer) all shown at once (no animation); one line
+    mesh per camera, named after it.
     """
     import trimesh
     from trimesh.visual.material import PBRMaterial
 
-    color: UInt8[np.ndarray, 4] = np.array([*person_color(person.person_id), 255], dtype=np.uint8)
+    color: UInt8[np.ndarray, 4] = np.array([*identity_color(person.person_id), 255], dtype=np.uint8)
     material = PBRMaterial(name=f"person_{person.person_id}", baseColorFactor=color, doubleSided=True)
     scene = trimesh.Scene()
     frames = clip_frame_numbers(reconstruction, person.frames)

@@ -148,7 +148,7 @@ def _draw_person(
     pixels = project_points(person.joints[row], camera.K, camera.dist, camera.R, camera.t) * scale  # (J, 2)
     color = identity_color(person.person_id)
     thick = max(2, round(canvas.shape[1] / 320))
-    for a, b in _bones(person.joint_names):
+    for a, b in skeleton_bones(person.joint_names):
         ends = _pixels(pixels[[a, b]])
         if len(ends) == 2:
             cv2.line(canvas, ends[0], ends[1], color, thick, cv2.LINE_AA)
@@ -162,7 +162,7 @@ def _draw_person(
     _text(canvas, text, anchor, color, max(0.5, canvas.shape[1] / 1600))
 
 
-def _bones(names: tuple[str, ...]) -> list[tuple[int, int]]:
+def skeleton_bones(names: tuple[str, ...]) -> list[tuple[int, int]]:
     """Bones as joint index pairs: the SMPL-X kinematic tree, else COCO-style limbs found by name."""
     if names == JOINT_NAMES:
         return [(int(PARENTS[j]), j) for j in range(1, len(names))]

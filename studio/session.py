@@ -145,10 +145,11 @@ class Session:
         return session
 
     def _refuse(self, reconstruction: Reconstruction, assignment: Assignment, affected) -> Reconstruction:
-        body = self._body_for(reconstruction)
+        body = self.body_model(reconstruction)
         return refuse(reconstruction, assignment, affected, body, reconstruction.config.body.fit)
 
-    def _body_for(self, reconstruction: Reconstruction):
+    def body_model(self, reconstruction: Reconstruction):
+        """The body model ``reconstruction``'s persons were fitted with (loaded once), or None."""
         if any(p.shape_model in ("anny", "smplx") for p in reconstruction.persons):
             if self._body is None:
                 self._body = load_body_model(reconstruction.config.body)

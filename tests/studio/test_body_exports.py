@@ -19,8 +19,8 @@ from studio.export import (
     export_body_glb,
     export_body_model,
     export_smplx_npz,
-    person_color,
 )
+from studio.inspection import identity_color
 
 FIRST_FRAME, FRAME_STEP = 100, 2
 """The reconstruction's frames are clip frames 100, 102, …"""
@@ -180,7 +180,7 @@ def test_glb_has_a_node_per_frame_and_per_camera_with_the_models_vertices(
             mesh = scene.geometry[geometry]
             np.testing.assert_allclose(mesh.vertices, vertices, atol=1e-6)  # float32
             np.testing.assert_array_equal(mesh.faces, FakeBody.faces)
-            assert tuple(mesh.visual.material.baseColorFactor[:3]) == person_color(person.person_id)
+            assert tuple(mesh.visual.material.baseColorFactor[:3]) == identity_color(person.person_id)
         for camera in cameras:
             lines = scene.geometry[scene.graph[camera.name][1]]
             assert isinstance(lines, trimesh.path.Path3D)

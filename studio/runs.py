@@ -1,0 +1,134 @@
+"""What the studio runs: an example or the user's clips, with the page's settings, into a session.
+
+Kept free of any UI library so that the page, the command line and the tests run the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from core.body.config import BodyConfig, SmplxConfig
+from core.body.tracks import fit_persons, load_body_model
+from core.config import ReconstructionConfig
+from core.errors import InputError
+from core.evaluation import evaluate
+from core.io.video import FrameRange
+from core.pipeline import reconstruct_from_observations
+from core.reconstruction import Reconstruction
+from core.synthetic import SyntheticConfig, make_scene
+from core.video_pipeline import reconstruct_from_videos
+from studio.assets import examples_directory
+
+Progress = Callable[[str, float], None]
+"""Called with (stage, fraction of that stage done)."""
+
+SYNTHETIC = "Synthetic (3 people, 4 views, ground truth)"
+POSE2SIM_EXAMPLES = ("Demo_MultiPerson", "Demo_SinglePerson")
+EXAMPLES = (*POSE2SIM_EXAMPLES, SYNTHETIC)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings the page exposes; every other setting keeps its default."""
+
+    position_weight: float = 0.8
+    """Association: weight of the 3D position distance."""
+    pose_weight: float = 0.2
+    """Association: weight of the canonical pose distance."""
+    ray_weight: float = 1.0
+    """Association: weight of the keypoint-ray distance."""
+    gate: float = 1.0
+    """Association: pairs costing more than this (metres) never match."""
+    max_missed_frames: int = 15
+    """Tracking: frames a track survives without a detection."""
+    scale_mode: Literal["auto", "fixed", "off"] = "auto"
+    """Scale: automatic head–pelvis adjustment, a fixed factor, or none."""
+    fixed_factor: float = 1.0
+    """Scale factor when ``scale_mode`` is fixed."""
+    detector_threshold: float = 0.7
+    """Detector: minimum person score."""
+    frames: str = "::"
+    """Frame range START:STOP:STEP."""
+    body_model: Literal["anny", "smplx", "none"] = "anny"
+    smplx_dir: str = ""
+    """Folder of the user's SMPL-X files (for ``smplx``)."""
+
+    def config(self) -> ReconstructionConfig:
+        base = ReconstructionConfig()
+        smplx = SmplxConfig(model_dir=Path(self.smplx_dir)) if self.smplx_dir else base.body.smplx
+        detector = replace(base.perception.detector, min_score=self.detector_threshold)
+        return replace(
+            base,
+            perception=replace(base.perception, detector=detector),
+            tracking=replace(base.tracking, max_missed_frames=self.max_missed_frames),
+            association=replace(
+                base.association,
+                position_weight=self.position_weight,
+                pose_weight=self.pose_weight,
+                ray_weight=self.ray_weight,
+                gate=self.gate,
+            ),
+            scale=replace(base.scale, mode=self.scale_mode, fixed_factor=self.fixed_factor),
+            body=BodyConfig(model=self.body_model, smplx=smplx),
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    reconstruction: Reconstruction
+    ground_truth: dict | None = None
+    """Ground-truth metrics (synthetic scenes only)."""
+
+
+def run_synthetic(settings: RunSettings, progress: Progress, frames: int = 100, seed: int = 0) -> RunResult:
+    """The synthetic example: a scene with known people, reconstructed and scored against them."""
+    progress("simulation", 0.0)
+    scene = make_scene(SyntheticConfig(persons=3, views=4, frames=frames, seed=seed))
+    config = settings.config()
+    reconstruction = reconstruct_from_observations(
+        scene.observations,
+        scene.cameras,
+        frames,
+        scene.config.fps,
+        config,
+        lambda stage, _: progress(stage, 1.0),
+    )
+    ground_truth = asdict(evaluate(reconstruction, scene))
+    body = load_body_model(config.body)
+    if body is not None:
+        progress("body", 0.0)
+        start = time.perf_counter()
+        persons = fit_persons(reconstruction.persons, body, config.body.fit)
+        seconds = {**reconstruction.diagnostics.stage_seconds, "body": time.perf_counter() - start}
+        diagnostics = replace(reconstruction.diagnostics, stage_seconds=seconds)
+        reconstruction = replace(reconstruction, persons=persons, diagnostics=diagnostics)
+        progress("body", 1.0)
+    return RunResult(reconstruction, ground_truth)
+
+
+def run_clips(
+    videos: Sequence[Path], calibration: Path | None, settings: RunSettings, progress: Progress
+) -> RunResult:
+    """The user's clips (one per camera, in the calibration's camera order)."""
+    if calibration is None:
+        raise InputError("a calibration file is needed (Pi3X, which recovers cameras, comes with issue 6)")
+    frames = FrameRange.parse(settings.frames)
+    reconstruction = reconstruct_from_videos(videos, calibration, frames, settings.config(), progress)
+    return RunResult(reconstruction)
+
+
+def run_example(name: str, settings: RunSettings, progress: Progress) -> RunResult:
+    """One of ``EXAMPLES``."""
+    if name == SYNTHETIC:
+        return run_synthetic(settings, progress)
+    if name not in POSE2SIM_EXAMPLES:
+        raise InputError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
+    scene = examples_directory() / name
+    videos = sorted((scene / "videos").glob("*.mp4"))
+    if not videos:
+        raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
+    return run_clips(videos, scene / "calibration" / "Calib.qca.txt", settings, progress)
