@@ -1,7 +1,8 @@
-"""``python app.py``: the studio's entry point. Until the UI lands it reconstructs the real example
-(the Pose2Sim demo: 4 calibrated cameras, two people) and prints its summary."""
+"""``python app.py``: start the studio (the Gradio page and its Viser viewers); ``--help`` for ports."""
 
-from studio.cli import main
+import tyro
+
+from ui.app import main
 
 if __name__ == "__main__":
-    main(["example"])
+    tyro.cli(main)

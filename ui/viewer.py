@@ -65,7 +65,7 @@ class SessionViewer:
         self._build_gui()
         self._rebuild_persons(None)
         self._refresh_panel()
-        self._show_frame(self._slider.value)
+        self.show_frame(self._slider.value)
         self._playing = threading.Event()
         threading.Thread(target=self._play_loop, daemon=True).start()
 
@@ -141,7 +141,7 @@ class SessionViewer:
         if self._selected not in alive:
             self._selected = min(alive) if alive else None
 
-    def _show_frame(self, frame: int) -> None:
+    def show_frame(self, frame: int) -> None:
         """Swap every person's vertices to ``frame`` (no node is created or removed)."""
         with self._lock:
             self._frame = int(frame)
@@ -180,12 +180,14 @@ class SessionViewer:
         gui = self.server.gui
         rec = self.reconstruction
         with gui.add_folder("Playback"):
-            self._slider = gui.add_slider("Frame", 0, max(rec.num_frames - 1, 1), 1, rec.num_frames // 2)
-            self._play = gui.add_checkbox("Play", False)
-            self._speed = gui.add_slider("Speed", 0.1, 4.0, 0.1, 1.0)
+            self._slider = gui.add_slider(
+                "Frame", min=0, max=max(rec.num_frames - 1, 1), step=1, initial_value=rec.num_frames // 2
+            )
+            self._play = gui.add_checkbox("Play", initial_value=False)
+            self._speed = gui.add_slider("Speed", min=0.1, max=4.0, step=0.1, initial_value=1.0)
         with gui.add_folder("Layers"):
             self._layers = {
-                name: gui.add_checkbox(name.capitalize(), default)
+                name: gui.add_checkbox(name.capitalize(), initial_value=default)
                 for name, default in (
                     ("meshes", True),
                     ("skeletons", False),
@@ -194,13 +196,15 @@ class SessionViewer:
                     ("images", False),
                 )
             }
-            self._point_size = gui.add_slider("Point size", 0.002, 0.1, 0.002, 0.02)
-            self._view = gui.add_dropdown("View", ("free", *rec.cameras.names), "free")
+            self._point_size = gui.add_slider(
+                "Point size", min=0.002, max=0.1, step=0.002, initial_value=0.02
+            )
+            self._view = gui.add_dropdown("View", ("free", *rec.cameras.names), initial_value="free")
         with gui.add_folder("Identity"):
-            self._person = gui.add_dropdown("Person", ("none",), "none")
+            self._person = gui.add_dropdown("Person", ("none",), initial_value="none")
             self._pieces_text = gui.add_markdown("")
-            self._piece = gui.add_dropdown("Piece", ("none",), "none")
-            self._target = gui.add_dropdown("Target", (_NEW_PERSON,), _NEW_PERSON)
+            self._piece = gui.add_dropdown("Piece", ("none",), initial_value="none")
+            self._target = gui.add_dropdown("Target", (_NEW_PERSON,), initial_value=_NEW_PERSON)
             self._reassign = gui.add_button("Reassign piece to target")
             self._split = gui.add_button("Split piece at frame")
             self._merge = gui.add_button("Merge person into target")
@@ -209,7 +213,7 @@ class SessionViewer:
             self._redo = gui.add_button("Redo")
             self._status = gui.add_markdown("")
 
-        self._slider.on_update(lambda _: self._show_frame(self._slider.value))
+        self._slider.on_update(lambda _: self.show_frame(self._slider.value))
         self._play.on_update(lambda _: self._playing.set() if self._play.value else self._playing.clear())
         for checkbox in self._layers.values():
             checkbox.on_update(lambda _: self._apply_layers())
@@ -222,8 +226,8 @@ class SessionViewer:
         self._split.on_click(lambda _: self._edit_piece("split"))
         self._merge.on_click(lambda _: self._edit_persons("merge"))
         self._swap.on_click(lambda _: self._edit_persons("swap"))
-        self._undo.on_click(lambda _: self._run(self.session.undo, "undone"))
-        self._redo.on_click(lambda _: self._run(self.session.redo, "redone"))
+        self._undo.on_click(lambda _: self.undo())
+        self._redo.on_click(lambda _: self.redo())
 
     def _apply_layers(self) -> None:
         self._points.visible = self._layers["points"].value
@@ -231,7 +235,7 @@ class SessionViewer:
             frustum.visible = self._layers["cameras"].value
             if not self._layers["images"].value:
                 frustum.image = None
-        self._show_frame(self._frame)
+        self.show_frame(self._frame)
 
     def _on_view(self, event: viser.GuiEvent) -> None:
         if self._view.value != "free" and event.client is not None:
@@ -284,6 +288,16 @@ class SessionViewer:
             if nodes.mesh is not None:
                 nodes.mesh.opacity = None if nodes.person.person_id == self._selected else 0.6
 
+    def edit(self, edit: IdentityEdit) -> str:
+        """Apply ``edit`` to the session and update the scene; the status line shown."""
+        return self._run(lambda: self.session.edit(edit), edit.kind)
+
+    def undo(self) -> str:
+        return self._run(self.session.undo, "undone")
+
+    def redo(self) -> str:
+        return self._run(self.session.redo, "redone")
+
     def _target_person(self) -> int:
         return -1 if self._target.value == _NEW_PERSON else int(self._target.value)
 
@@ -296,7 +310,7 @@ class SessionViewer:
             edit = IdentityEdit("reassign", piece=piece, person=self._target_person())
         else:
             edit = IdentityEdit("split", piece=piece, frame=self._frame)
-        self._run(lambda: self.session.edit(edit), kind)
+        self.edit(edit)
 
     def _edit_persons(self, kind: str) -> None:
         target = self._target_person()
@@ -310,7 +324,7 @@ class SessionViewer:
             kind,
         )
 
-    def _run(self, action, verb: str) -> None:
+    def _run(self, action, verb: str) -> str:
         """Apply an edit (or undo/redo), re-pose the touched persons, report how long it took."""
         with self._lock:
             start = time.perf_counter()
@@ -318,10 +332,11 @@ class SessionViewer:
                 affected = action()
             except EditError as error:
                 self._status.content = f"not done: {error}"
-                return
+                return self._status.content
             self._rebuild_persons(affected)
             self._refresh_panel()
-            self._show_frame(self._frame)
+            self.show_frame(self._frame)
             seconds = time.perf_counter() - start
             touched = ", ".join(map(str, sorted(affected))) or "nothing"
             self._status.content = f"{verb}: persons {touched} updated in {seconds:.2f} s (saved)"
+            return self._status.content

@@ -58,16 +58,13 @@ def fit_persons(
     model: BodyModel,
     config: FitConfig,
     device: str = "cpu",
-    previous: Mapping[int, PersonTrack] | None = None,
+    warm_starts: Mapping[int, WarmStart] | None = None,
 ) -> tuple[PersonTrack, ...]:
     """Every person's track with the model's parameters fitted to its triangulated joints; a person
-    with an earlier fit by this model in ``previous`` (by id) starts from it (``WarmStart``)."""
+    with a warm start (by id) starts from it and runs the second stage only."""
     fitted = []
     for person in persons:
-        before = (previous or {}).get(person.person_id)
-        warm = None
-        if before is not None and before.shape_model == model.name:
-            warm = WarmStart(before.frames, before.global_orient, before.body_pose, before.shape)
+        warm = (warm_starts or {}).get(person.person_id)
         result = fit_person(person, model, config, device, warm)
         fitted.append(
             person

@@ -1,9 +1,11 @@
 """Identity edits on exact assignments, and the re-fusion of the persons they touch."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from core.editing import EditError, IdentityEdit, apply_edit, apply_edits, refuse
+from core.editing import EditError, IdentityEdit, apply_edit, apply_edits, refuse, warm_starts
 from core.pipeline import reconstruct_from_observations
 from core.types import Assignment
 from tests.core.scenes import exact_scene
@@ -113,3 +115,23 @@ def test_refusing_after_an_edit_changes_the_touched_persons_only(scene_and_run):
     back = refuse(result, merged, affected, None, run.config.body.fit)
     assert [p.person_id for p in back.persons] == [0, 1]
     np.testing.assert_allclose(back.persons[1].joints, run.persons[1].joints, atol=1e-9)
+
+
+def test_warm_starts_take_each_frame_from_the_person_its_detections_fed_before(scene_and_run):
+    _, run = scene_and_run
+    # mark each person's fitted pose with its id, as if fitted with a "toy" model
+    persons = tuple(
+        dataclasses.replace(
+            p, shape_model="toy", global_orient=np.full((len(p.frames), 3), float(p.person_id))
+        )
+        for p in run.persons
+    )
+    marked = dataclasses.replace(run, persons=persons)
+    edited, affected = apply_edit(run.assignment, IdentityEdit("swap", person=0, other=1, frame=10))
+    person = edited.person_of(run.tracklets.observation_tracklet, run.observations.frame)
+    starts = warm_starts(marked, person, np.array(sorted(affected)), "toy")
+    for pid, other in ((0, 1), (1, 0)):
+        start = starts[pid]
+        np.testing.assert_array_equal(start.global_orient[start.frames < 10], pid)
+        np.testing.assert_array_equal(start.global_orient[start.frames >= 10], other)
+    assert warm_starts(marked, person, np.array([0]), "anny") == {}

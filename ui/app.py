@@ -1,0 +1,384 @@
+"""The studio's Gradio page: run an example or your clips, watch each stage, inspect, correct, download.
+
+Every browser tab keeps its own state (``gr.State``: the session folder it works on); the server keeps
+only the sessions on disk and one Viser viewer per opened session (``ViewerPool``), so two tabs never
+share mutable state unless they open the same session. A run works in a background thread while the
+page polls its progress; a cancelled run or a closed tab leaves no session behind and the server
+running; a failed run shows its one-line error in the page.
+"""
+
+from __future__ import annotations
+
+import html
+import queue
+import shutil
+import socket
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from core.errors import InputError
+from core.reconstruction import ReconstructionFormatError
+from studio.export import export_body_glb, export_joints_json, export_points_ply, export_smplx_npz
+from studio.inspection import association_matrix, matrix_image, overlay_grid, person_plot, person_timeseries
+from studio.runs import EXAMPLES, SYNTHETIC, RunSettings, run_clips, run_example
+from studio.session import Session, list_sessions
+from studio.summary import summarize
+from ui.viewer import SessionViewer
+
+MY_CLIPS = "my clips (upload below)"
+_BAR = 20
+
+
+class ViewerPool:
+    """One Viser server per opened session, each on its own port."""
+
+    def __init__(self, host: str, first_port: int) -> None:
+        self.host, self._next_port = host, first_port
+        self._viewers: dict[Path, SessionViewer] = {}
+        self._lock = threading.Lock()
+
+    def open(self, session: Session) -> SessionViewer:
+        with self._lock:
+            key = session.directory.resolve()
+            if key not in self._viewers:
+                self._viewers[key] = SessionViewer(session, self.host, self._free_port())
+            return self._viewers[key]
+
+    def get(self, directory: Path) -> SessionViewer | None:
+        return self._viewers.get(Path(directory).resolve())
+
+    def _free_port(self) -> int:
+        while True:
+            port, self._next_port = self._next_port, self._next_port + 1
+            with socket.socket() as probe:
+                if probe.connect_ex((self.host, port)) != 0:
+                    return port
+
+    def close(self) -> None:
+        for viewer in self._viewers.values():
+            viewer.stop()
+
+
+def _progress_markdown(stages: dict[str, float], note: str = "") -> str:
+    lines = ["| stage | progress |", "|---|---|"]
+    for stage, fraction in stages.items():
+        filled = int(round(_BAR * min(max(fraction, 0.0), 1.0)))
+        lines.append(f"| {stage} | `{'█' * filled}{'░' * (_BAR - filled)}` {fraction:.0%} |")
+    return "\n".join(lines) + (f"\n\n{note}" if note else "")
+
+
+def results_markdown(session: Session) -> str:
+    """The results panel: persons, spans, reprojection, scale, seconds per stage, ground truth."""
+    summary = summarize(session.current)
+    lines = [
+        f"### {html.escape(session.name)}: {summary['persons']} persons",
+        f"{summary['frames']} frames at {summary['fps']:g} fps · "
+        f"scale factor {summary['scale_factor']:.4f} · {len(session.edits)} edits",
+        "",
+        "| person | frames | span | reprojection px | per view |",
+        "|---|---|---|---|---|",
+    ]
+    for p in summary["person"]:
+        error = "n/a" if p["reprojection_error_px"] is None else f"{p['reprojection_error_px']:.2f}"
+        views = ", ".join(f"{k} {v:.1f}" for k, v in p["reprojection_error_px_per_view"].items())
+        lines.append(
+            f"| {p['person_id']} | {p['frames']} | {p['first_frame']}–{p['last_frame']} | {error} | {views} |"
+        )
+    seconds = ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())
+    lines += ["", f"seconds per stage: {seconds} (total {summary['total_seconds']:.2f})"]
+    truth = session.settings.get("ground_truth")
+    if truth:
+        lines += ["", "**Ground truth**: " + ", ".join(f"{k} {v:.3g}" for k, v in truth.items())]
+    lines += [f"- note: {html.escape(m)}" for m in summary["messages"]]
+    return "\n".join(lines)
+
+
+def viewer_html(viewer: SessionViewer, request: gr.Request | None) -> str:
+    host = viewer.server.get_host()
+    if request is not None and request.headers.get("host"):
+        host = request.headers["host"].rsplit(":", 1)[0]
+    url = f"http://{host}:{viewer.server.get_port()}"
+    return (
+        f'<p>3D viewer: <a href="{url}" target="_blank" id="viewer-link">{url}</a></p>'
+        f'<iframe src="{url}" style="width:100%;height:720px;border:0" id="viewer-frame"></iframe>'
+    )
+
+
+def settings_from(values) -> RunSettings:
+    """The settings panel's values, in the order of ``RunSettings``'s fields."""
+    (position, pose, ray, gate, missed, scale_mode, factor, threshold, frames, body, smplx_dir) = values
+    return RunSettings(
+        float(position),
+        float(pose),
+        float(ray),
+        float(gate),
+        int(missed),
+        scale_mode,
+        float(factor),
+        float(threshold),
+        frames,
+        body,
+        smplx_dir or "",
+    )
+
+
+def _session_choices(root: Path) -> list[tuple[str, str]]:
+    return [
+        (f"{i.name} ({i.persons} persons, {i.edits} edits)", str(i.directory)) for i in list_sessions(root)
+    ]
+
+
+def build_app(root: Path, viewers: ViewerPool) -> gr.Blocks:
+    """The page; ``root`` holds the sessions."""
+    with gr.Blocks(title="CHROMM Studio") as app:
+        session_dir = gr.State("")
+        gr.Markdown("# CHROMM Studio\nSeveral people and their surroundings in 3D, from synchronized videos.")
+        with gr.Tab("Run"):
+            with gr.Row():
+                with gr.Column():
+                    example = gr.Dropdown([*EXAMPLES, MY_CLIPS], value=default_example(), label="Input")
+                    clips = gr.File(file_count="multiple", label="Clips, one per camera", elem_id="clips")
+                    calibration = gr.File(label="Calibration (Qualisys, Pose2Sim, EasyMocap, COLMAP)")
+                    with gr.Accordion("Settings", open=False):
+                        position_weight = gr.Slider(
+                            0, 2, 0.8, step=0.05, label="Association: position weight"
+                        )
+                        pose_weight = gr.Slider(0, 2, 0.2, step=0.05, label="Association: pose weight")
+                        ray_weight = gr.Slider(0, 2, 1.0, step=0.05, label="Association: keypoint-ray weight")
+                        gate = gr.Slider(0.1, 3, 1.0, step=0.05, label="Association: gating threshold (m)")
+                        missed = gr.Slider(
+                            1, 60, 15, step=1, label="Tracking: frames a track survives unseen"
+                        )
+                        scale_mode = gr.Radio(
+                            ["auto", "fixed", "off"], value="auto", label="Scale (head–pelvis)"
+                        )
+                        fixed_factor = gr.Number(1.0, label="Fixed scale factor")
+                        threshold = gr.Slider(0.3, 0.95, 0.7, step=0.05, label="Detector threshold")
+                        frames = gr.Textbox("::", label="Frames START:STOP:STEP")
+                        body_model = gr.Radio(["anny", "smplx", "none"], value="anny", label="Body model")
+                        smplx_dir = gr.Textbox("", label="SMPL-X model folder (for smplx)")
+                    with gr.Row():
+                        run = gr.Button("Run", variant="primary", elem_id="run")
+                        cancel = gr.Button("Cancel")
+                with gr.Column():
+                    status = gr.Markdown(elem_id="status")
+                    results = gr.Markdown(elem_id="results")
+                    export = gr.Button("Prepare downloads (joints JSON, PLY, SMPL-X npz, glb)")
+                    downloads = gr.File(file_count="multiple", label="Downloads", interactive=False)
+        with gr.Tab("Viewer"):
+            viewer = gr.HTML("<p>Run or open a session to see it in 3D.</p>", elem_id="viewer")
+        with gr.Tab("Inspect"):
+            with gr.Row():
+                person = gr.Dropdown([], label="Person")
+                frame = gr.Slider(0, 1, 0, step=1, label="Frame")
+                inspect = gr.Button("Show")
+            views_image = gr.Image(label="All views: detections and the fused skeleton", interactive=False)
+            with gr.Row():
+                plot_image = gr.Image(label="Reprojection per view, association cost, scale samples")
+                matrix = gr.Image(label="Association cost between the tracklets of this frame")
+        with gr.Tab("Sessions"):
+            sessions = gr.Dropdown(_session_choices(root), label="Past sessions")
+            with gr.Row():
+                refresh = gr.Button("Refresh list")
+                open_session = gr.Button("Open", elem_id="open-session")
+            other = gr.Dropdown(_session_choices(root), label="Compare with")
+            compare = gr.Button("Compare")
+            comparison = gr.Markdown()
+
+        settings = [position_weight, pose_weight, ray_weight, gate, missed, scale_mode, fixed_factor]
+        settings += [threshold, frames, body_model, smplx_dir]
+        shown = [status, results, viewer, person, frame, session_dir]
+
+        def shown_outputs(session: Session, note: str, request) -> tuple:
+            opened = viewers.open(session)
+            ids = [p.person_id for p in session.current.persons]
+            return (
+                note,
+                results_markdown(session),
+                viewer_html(opened, request),
+                gr.update(choices=ids, value=ids[0] if ids else None),
+                gr.update(
+                    maximum=max(session.current.num_frames - 1, 1), value=session.current.num_frames // 2
+                ),
+                str(session.directory),
+            )
+
+        def start_run(
+            example_name,
+            clip_files,
+            calibration_file,
+            position,
+            pose,
+            ray,
+            gate_value,
+            missed_frames,
+            scale,
+            factor,
+            detector,
+            frame_range,
+            body,
+            smplx_folder,
+            request: gr.Request,
+        ) -> Iterator:
+            run_settings = settings_from(
+                (position, pose, ray, gate_value, missed_frames, scale, factor, detector, frame_range, body)
+                + (smplx_folder,)
+            )
+            updates: queue.Queue = queue.Queue()
+            outcome: dict = {}
+            stages: dict[str, float] = {}
+
+            def work():
+                try:
+                    progress = lambda stage, fraction: updates.put((stage, fraction))  # noqa: E731
+                    if example_name == MY_CLIPS:
+                        videos = [Path(f) for f in clip_files or []]
+                        calib = Path(calibration_file) if calibration_file else None
+                        outcome["result"] = run_clips(videos, calib, run_settings, progress)
+                    else:
+                        outcome["result"] = run_example(example_name, run_settings, progress)
+                except (InputError, ReconstructionFormatError) as error:
+                    outcome["error"] = str(error)
+                except Exception as error:  # a bug: keep the server up, show it, log the traceback
+                    traceback.print_exc()
+                    outcome["error"] = f"internal error: {error!r}"
+                finally:
+                    updates.put(None)
+
+            threading.Thread(target=work, daemon=True).start()
+            yield (_progress_markdown(stages, "starting…"), *(gr.update() for _ in shown[1:]))
+            while True:
+                item = updates.get()
+                if item is None:
+                    break
+                stages[item[0]] = item[1]
+                yield (_progress_markdown(stages), *(gr.update() for _ in shown[1:]))
+            if "error" in outcome:
+                yield (f"**Run failed:** {html.escape(outcome['error'])}", *(gr.update() for _ in shown[1:]))
+                return
+            result = outcome["result"]
+            name = example_name if example_name != MY_CLIPS else "my clips"
+            meta = {"input": name, **asdict(run_settings), "ground_truth": result.ground_truth}
+            session = Session.create(root, name, result.reconstruction, meta)
+            yield shown_outputs(session, _progress_markdown(stages, "done: saved as a session"), request)
+
+        run_event = run.click(start_run, [example, clips, calibration, *settings], shown)
+        cancel.click(lambda: "cancelled: no session was saved", None, status, cancels=[run_event])
+
+        def do_export(directory: str):
+            if not directory:
+                return None, "run or open a session first"
+            session = Session.open(Path(directory))
+            folder = Path(tempfile.mkdtemp(prefix="exports-", dir=session.directory))
+            export_joints_json(session.current, folder / "joints.json")
+            files = [folder / "joints.json"]
+            if len(session.current.points):
+                export_points_ply(session.current, folder / "scene.ply")
+                files.append(folder / "scene.ply")
+            for fmt, writer in (("smplx-npz", export_smplx_npz), ("glb", _coarse_glb)):
+                written = writer(session.current, folder / fmt)
+                if written.files:
+                    files.append(Path(shutil.make_archive(str(folder / fmt), "zip", folder / fmt)))
+            return [str(f) for f in files], gr.update()
+
+        export.click(do_export, session_dir, [downloads, status])
+
+        def do_inspect(directory: str, person_id, frame_index):
+            if not directory or person_id is None:
+                return None, None, None
+            rec = Session.open(Path(directory)).current
+            frame_index = int(frame_index)
+            series = person_timeseries(rec, int(person_id))
+            labels, costs = association_matrix(rec, frame_index)
+            return (
+                overlay_grid(rec, int(person_id), frame_index),
+                person_plot(series, list(rec.cameras.names)),
+                matrix_image(labels, costs) if labels else None,
+            )
+
+        inspect.click(do_inspect, [session_dir, person, frame], [views_image, plot_image, matrix])
+
+        def do_open(directory: str, request: gr.Request):
+            if not directory:
+                return ("pick a session first", *(gr.update() for _ in shown[1:]))
+            try:
+                session = Session.open(Path(directory))
+            except (ReconstructionFormatError, OSError) as error:
+                return (f"**Cannot open:** {html.escape(str(error))}", *(gr.update() for _ in shown[1:]))
+            return shown_outputs(session, f"opened {html.escape(session.name)}", request)
+
+        open_session.click(do_open, sessions, shown)
+        refresh.click(
+            lambda: (gr.update(choices=_session_choices(root)), gr.update(choices=_session_choices(root))),
+            None,
+            [sessions, other],
+        )
+        compare.click(lambda a, b: compare_markdown(a, b), [sessions, other], comparison)
+    return app
+
+
+def _coarse_glb(reconstruction, folder):
+    return export_body_glb(reconstruction, folder, coarse=True)
+
+
+def compare_markdown(first: str, second: str) -> str:
+    """Two sessions' metrics side by side."""
+    if not first or not second:
+        return "pick two sessions"
+    columns = [Session.open(Path(d)) for d in (first, second)]
+    summaries = [summarize(s.current) for s in columns]
+
+    def mean_error(summary):
+        errors = [
+            p["reprojection_error_px"] for p in summary["person"] if p["reprojection_error_px"] is not None
+        ]
+        return f"{np.mean(errors):.2f}" if errors else "n/a"
+
+    rows = [
+        ("persons", *(s["persons"] for s in summaries)),
+        ("mean reprojection px", *(mean_error(s) for s in summaries)),
+        ("scale factor", *(f"{s['scale_factor']:.4f}" for s in summaries)),
+        ("total seconds", *(f"{s['total_seconds']:.1f}" for s in summaries)),
+        ("edits", *(len(s.edits) for s in columns)),
+    ]
+    for key in ("gate", "position_weight", "scale_mode", "detector_threshold", "frames", "body_model"):
+        rows.append((key, *(s.settings.get(key, "") for s in columns)))
+    header = f"| | {html.escape(columns[0].name)} | {html.escape(columns[1].name)} |\n|---|---|---|\n"
+    return header + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+
+
+def default_example() -> str:
+    """The Pose2Sim demo when its clips are installed, else the synthetic scene."""
+    from studio.assets import examples_directory
+
+    return EXAMPLES[0] if (examples_directory() / EXAMPLES[0] / "videos").is_dir() else SYNTHETIC
+
+
+def main(
+    host: str = "127.0.0.1", port: int = 7860, viewer_port: int = 8080, sessions: Path | None = None
+) -> None:
+    """Start the studio: the page on ``port``, a 3D viewer per opened session from ``viewer_port`` on.
+
+    Args:
+        host: Interface to serve on (0.0.0.0 to reach the studio from other machines).
+        port: Port of the page.
+        viewer_port: First port of the 3D viewers.
+        sessions: Folder of the saved sessions (default ``$CHROMM_SESSIONS_DIR`` or ./sessions).
+    """
+    from studio.session import sessions_root
+
+    root = Path(sessions) if sessions else sessions_root()
+    viewers = ViewerPool(host, viewer_port)
+    app = build_app(root, viewers)
+    print(f"CHROMM Studio: http://{host}:{port} (sessions in {root}; 3D viewers from port {viewer_port})")
+    try:
+        app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=True)
+    finally:
+        viewers.close()
