@@ -88,6 +88,7 @@ def run_synthetic(settings: RunSettings, progress: Progress, frames: int = 100, 
     """The synthetic example: a scene with known people, reconstructed and scored against them."""
     progress("simulation", 0.0)
     scene = make_scene(SyntheticConfig(persons=3, views=4, frames=frames, seed=seed))
+    progress("simulation", 1.0)
     config = settings.config()
     reconstruction = reconstruct_from_observations(
         scene.observations,
@@ -102,11 +103,13 @@ def run_synthetic(settings: RunSettings, progress: Progress, frames: int = 100, 
     if body is not None:
         progress("body", 0.0)
         start = time.perf_counter()
-        persons = fit_persons(reconstruction.persons, body, config.body.fit)
+        persons = []
+        for done, person in enumerate(reconstruction.persons, 1):
+            persons += fit_persons([person], body, config.body.fit)
+            progress("body", done / len(reconstruction.persons))
         seconds = {**reconstruction.diagnostics.stage_seconds, "body": time.perf_counter() - start}
         diagnostics = replace(reconstruction.diagnostics, stage_seconds=seconds)
-        reconstruction = replace(reconstruction, persons=persons, diagnostics=diagnostics)
-        progress("body", 1.0)
+        reconstruction = replace(reconstruction, persons=tuple(persons), diagnostics=diagnostics)
     return RunResult(reconstruction, ground_truth)
 
 

@@ -10,12 +10,10 @@ running; a failed run shows its one-line error in the page.
 from __future__ import annotations
 
 import html
-import queue
 import shutil
 import socket
 import tempfile
 import threading
-import traceback
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -23,8 +21,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from core.errors import InputError
 from core.reconstruction import ReconstructionFormatError
+from studio.background import BackgroundRun
 from studio.export import export_body_glb, export_joints_json, export_points_ply, export_smplx_npz
 from studio.inspection import association_matrix, matrix_image, overlay_grid, person_plot, person_timeseries
 from studio.runs import EXAMPLES, SYNTHETIC, RunSettings, run_clips, run_example
@@ -64,6 +62,36 @@ class ViewerPool:
     def close(self) -> None:
         for viewer in self._viewers.values():
             viewer.stop()
+
+
+class RunRegistry:
+    """The run of each browser session (by Gradio's session hash), so that a Cancel click, a closed tab
+    or the server's shutdown can stop it: Gradio's own cancel only abandons the event's generator."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, BackgroundRun] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: str, work) -> BackgroundRun:
+        with self._lock:
+            if key in self._runs:
+                self._runs[key].cancel()
+            job = self._runs[key] = BackgroundRun(work)
+            return job
+
+    def stop(self, key: str, job: BackgroundRun | None = None) -> None:
+        """Cancel ``key``'s run (only if it is ``job``, when given)."""
+        with self._lock:
+            if key in self._runs and job in (None, self._runs[key]):
+                self._runs.pop(key).cancel()
+
+    def stop_all(self, timeout: float = 60.0) -> None:
+        with self._lock:
+            jobs, self._runs = list(self._runs.values()), {}
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            job.join(timeout)
 
 
 def _progress_markdown(stages: dict[str, float], note: str = "") -> str:
@@ -135,7 +163,7 @@ def _session_choices(root: Path) -> list[tuple[str, str]]:
     ]
 
 
-def build_app(root: Path, viewers: ViewerPool) -> gr.Blocks:
+def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
     """The page; ``root`` holds the sessions."""
     with gr.Blocks(title="CHROMM Studio") as app:
         session_dir = gr.State("")
@@ -145,7 +173,9 @@ def build_app(root: Path, viewers: ViewerPool) -> gr.Blocks:
                 with gr.Column():
                     example = gr.Dropdown([*EXAMPLES, MY_CLIPS], value=default_example(), label="Input")
                     clips = gr.File(file_count="multiple", label="Clips, one per camera", elem_id="clips")
-                    calibration = gr.File(label="Calibration (Qualisys, Pose2Sim, EasyMocap, COLMAP)")
+                    calibration = gr.File(
+                        label="Calibration (Qualisys, Pose2Sim, EasyMocap, COLMAP)", elem_id="calibration"
+                    )
                     with gr.Accordion("Settings", open=False):
                         position_weight = gr.Slider(
                             0, 2, 0.8, step=0.05, label="Association: position weight"
@@ -231,46 +261,45 @@ def build_app(root: Path, viewers: ViewerPool) -> gr.Blocks:
                 (position, pose, ray, gate_value, missed_frames, scale, factor, detector, frame_range, body)
                 + (smplx_folder,)
             )
-            updates: queue.Queue = queue.Queue()
-            outcome: dict = {}
+
+            def work(progress):
+                if example_name != MY_CLIPS:
+                    return run_example(example_name, run_settings, progress)
+                videos = [Path(f) for f in clip_files or []]
+                calib = Path(calibration_file) if calibration_file else None
+                return run_clips(videos, calib, run_settings, progress)
+
+            job = runs.start(request.session_hash, work)
             stages: dict[str, float] = {}
-
-            def work():
-                try:
-                    progress = lambda stage, fraction: updates.put((stage, fraction))  # noqa: E731
-                    if example_name == MY_CLIPS:
-                        videos = [Path(f) for f in clip_files or []]
-                        calib = Path(calibration_file) if calibration_file else None
-                        outcome["result"] = run_clips(videos, calib, run_settings, progress)
-                    else:
-                        outcome["result"] = run_example(example_name, run_settings, progress)
-                except (InputError, ReconstructionFormatError) as error:
-                    outcome["error"] = str(error)
-                except Exception as error:  # a bug: keep the server up, show it, log the traceback
-                    traceback.print_exc()
-                    outcome["error"] = f"internal error: {error!r}"
-                finally:
-                    updates.put(None)
-
-            threading.Thread(target=work, daemon=True).start()
-            yield (_progress_markdown(stages, "starting…"), *(gr.update() for _ in shown[1:]))
-            while True:
-                item = updates.get()
-                if item is None:
-                    break
-                stages[item[0]] = item[1]
-                yield (_progress_markdown(stages), *(gr.update() for _ in shown[1:]))
-            if "error" in outcome:
-                yield (f"**Run failed:** {html.escape(outcome['error'])}", *(gr.update() for _ in shown[1:]))
+            unchanged = tuple(gr.update() for _ in shown[1:])
+            try:
+                yield (_progress_markdown(stages, "starting…"), *unchanged)
+                for stage, fraction in job.updates():
+                    stages[stage] = fraction
+                    yield (_progress_markdown(stages), *unchanged)
+            finally:  # however this generator ends, its run ends with it
+                runs.stop(request.session_hash, job)
+            if job.error is not None:
+                yield (f"**Run failed:** {html.escape(job.error)}", *unchanged)
                 return
-            result = outcome["result"]
+            if job.cancelled:
+                return
+            result = job.result
             name = example_name if example_name != MY_CLIPS else "my clips"
             meta = {"input": name, **asdict(run_settings), "ground_truth": result.ground_truth}
             session = Session.create(root, name, result.reconstruction, meta)
             yield shown_outputs(session, _progress_markdown(stages, "done: saved as a session"), request)
 
+        def stop_run(request: gr.Request) -> None:
+            runs.stop(request.session_hash)
+
+        def cancel_run(request: gr.Request) -> str:
+            stop_run(request)
+            return "cancelled: no session was saved"
+
         run_event = run.click(start_run, [example, clips, calibration, *settings], shown)
-        cancel.click(lambda: "cancelled: no session was saved", None, status, cancels=[run_event])
+        cancel.click(cancel_run, None, status, cancels=[run_event])
+        app.unload(stop_run)  # a closed tab stops its run
 
         def do_export(directory: str):
             if not directory:
@@ -375,10 +404,11 @@ def main(
     from studio.session import sessions_root
 
     root = Path(sessions) if sessions else sessions_root()
-    viewers = ViewerPool(host, viewer_port)
-    app = build_app(root, viewers)
+    viewers, runs = ViewerPool(host, viewer_port), RunRegistry()
+    app = build_app(root, viewers, runs)
     print(f"CHROMM Studio: http://{host}:{port} (sessions in {root}; 3D viewers from port {viewer_port})")
     try:
         app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=True)
     finally:
+        runs.stop_all()
         viewers.close()
