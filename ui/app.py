@@ -39,18 +39,18 @@ class ViewerPool:
 
     def __init__(self, host: str, first_port: int) -> None:
         self.host, self._next_port = host, first_port
-        self._viewers: dict[Path, SessionViewer] = {}
+        self._viewers: dict[tuple[Path, Path | None], SessionViewer] = {}
         self._lock = threading.Lock()
 
-    def open(self, session: Session) -> SessionViewer:
+    def open(self, session: Session, compare: Session | None = None) -> SessionViewer:
+        """The viewer of ``session`` (with ``compare``'s persons too, when given), started once."""
         with self._lock:
-            key = session.directory.resolve()
+            key = (session.directory.resolve(), compare.directory.resolve() if compare else None)
             if key not in self._viewers:
-                self._viewers[key] = SessionViewer(session, self.host, self._free_port())
+                viewer = SessionViewer(session, self.host, self._free_port(), compare)
+                print(f"3D viewer of {session.name}: {viewer.url}")
+                self._viewers[key] = viewer
             return self._viewers[key]
-
-    def get(self, directory: Path) -> SessionViewer | None:
-        return self._viewers.get(Path(directory).resolve())
 
     def _free_port(self) -> int:
         while True:
@@ -128,14 +128,14 @@ def results_markdown(session: Session) -> str:
     return "\n".join(lines)
 
 
-def viewer_html(viewer: SessionViewer, request: gr.Request | None) -> str:
+def viewer_html(viewer: SessionViewer, request: gr.Request | None, element: str = "viewer-frame") -> str:
     host = viewer.server.get_host()
     if request is not None and request.headers.get("host"):
         host = request.headers["host"].rsplit(":", 1)[0]
     url = f"http://{host}:{viewer.server.get_port()}"
     return (
         f'<p>3D viewer: <a href="{url}" target="_blank" id="viewer-link">{url}</a></p>'
-        f'<iframe src="{url}" style="width:100%;height:720px;border:0" id="viewer-frame"></iframe>'
+        f'<iframe src="{url}" style="width:100%;height:720px;border:0" id="{element}"></iframe>'
     )
 
 
@@ -221,6 +221,7 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             other = gr.Dropdown(_session_choices(root), label="Compare with")
             compare = gr.Button("Compare")
             comparison = gr.Markdown()
+            comparison_viewer = gr.HTML()
 
         settings = [position_weight, pose_weight, ray_weight, gate, missed, scale_mode, fixed_factor]
         settings += [threshold, frames, body_model, smplx_dir]
@@ -349,7 +350,15 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             None,
             [sessions, other],
         )
-        compare.click(lambda a, b: compare_markdown(a, b), [sessions, other], comparison)
+
+        def do_compare(first: str, second: str, request: gr.Request):
+            if not first or not second:
+                return "pick two sessions", ""
+            a, b = Session.open(Path(first)), Session.open(Path(second))
+            viewer = viewers.open(a, compare=b)
+            return compare_markdown(a, b), viewer_html(viewer, request, "compare-frame")
+
+        compare.click(do_compare, [sessions, other], [comparison, comparison_viewer])
     return app
 
 
@@ -357,11 +366,9 @@ def _coarse_glb(reconstruction, folder):
     return export_body_glb(reconstruction, folder, coarse=True)
 
 
-def compare_markdown(first: str, second: str) -> str:
+def compare_markdown(first: Session, second: Session) -> str:
     """Two sessions' metrics side by side."""
-    if not first or not second:
-        return "pick two sessions"
-    columns = [Session.open(Path(d)) for d in (first, second)]
+    columns = [first, second]
     summaries = [summarize(s.current) for s in columns]
 
     def mean_error(summary):

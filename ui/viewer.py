@@ -32,6 +32,13 @@ _NEW_PERSON = "new person"
 _FRUSTUM_IMAGE_WIDTH = 320
 
 
+def _camera_pose(camera) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """Viser's (wxyz, position, vertical field of view) of an OpenCV camera (world-from-camera)."""
+    x, y, z, w = Rotation.from_matrix(camera.R.T).as_quat()
+    position = tuple(float(c) for c in -camera.R.T @ camera.t)
+    return (w, x, y, z), position, float(2 * np.arctan2(camera.height / 2, camera.K[1, 1]))
+
+
 def _skeleton_segments(person: PersonTrack) -> np.ndarray:
     """(F, B, 2, 3) bone segments of every frame; non-finite bones collapsed to the pelvis."""
     bones = np.array(skeleton_bones(person.joint_names), dtype=np.int64).reshape(-1, 2)
@@ -48,22 +55,43 @@ class _PersonNodes:
     mesh: viser.MeshHandle | None
     bones: viser.LineSegmentsHandle
 
+    def hide(self) -> None:
+        self.bones.visible = False
+        if self.mesh is not None:
+            self.mesh.visible = False
+
+    def remove(self) -> None:
+        self.bones.remove()
+        if self.mesh is not None:
+            self.mesh.remove()
+
 
 class SessionViewer:
-    """A Viser server showing one session; every browser connected to it sees the same scene."""
+    """A Viser server showing one session; every browser connected to it sees the same scene.
 
-    def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 8080) -> None:
+    With ``compare``, another run of the same scene is shown too: its persons as wireframes in their
+    identity colours, scrubbed with the first (edits apply to the first session only).
+    """
+
+    def __init__(
+        self, session: Session, host: str = "127.0.0.1", port: int = 8080, compare: Session | None = None
+    ) -> None:
         self.session = session
+        self._compare = compare
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.server.scene.set_up_direction("+z")
         self._lock = threading.RLock()
         self._nodes: dict[int, _PersonNodes] = {}
         self._frame = 0
         self._selected: int | None = None
-        self._faces: np.ndarray | None = None
         self._build_static()
         self._build_gui()
         self._rebuild_persons(None)
+        self._compared: dict[int, _PersonNodes] = {}
+        if compare is not None:
+            body = compare.body_model(compare.current)
+            for person in compare.current.persons:
+                self._compared[person.person_id] = self._add_person(person, body, "/compared", wireframe=True)
         self._refresh_panel()
         self.show_frame(self._slider.value)
         self._playing = threading.Event()
@@ -88,17 +116,15 @@ class SessionViewer:
         scene = self.server.scene
         self._frustums = []
         for v, camera in enumerate(rec.cameras.cameras):
-            world_from_camera = Rotation.from_matrix(camera.R.T)
-            x, y, z, w = world_from_camera.as_quat()
-            fov = 2 * np.arctan2(camera.height / 2, camera.K[1, 1])
+            wxyz, position, fov = _camera_pose(camera)
             frustum = scene.add_camera_frustum(
                 f"/cameras/{camera.name}",
-                fov=float(fov),
+                fov=fov,
                 aspect=camera.width / camera.height,
                 scale=0.3,
                 color=(60, 60, 60),
-                wxyz=(w, x, y, z),
-                position=tuple(-camera.R.T @ camera.t),
+                wxyz=wxyz,
+                position=position,
             )
             frustum.on_click(lambda event, v=v: self._go_to_view(event.client, v))
             self._frustums.append(frustum)
@@ -112,41 +138,44 @@ class SessionViewer:
         """(Re)create the nodes of ``affected`` persons (all if None) and drop persons gone."""
         rec = self.reconstruction
         body = self.session.body_model(rec)
-        if body is not None and self._faces is None:
-            self._faces = body.faces.astype(np.uint32)
         alive = {p.person_id: p for p in rec.persons}
         for pid in list(self._nodes):
             if pid not in alive or affected is None or pid in affected:
-                nodes = self._nodes.pop(pid)
-                nodes.bones.remove()
-                if nodes.mesh is not None:
-                    nodes.mesh.remove()
+                self._nodes.pop(pid).remove()
         for pid, person in alive.items():
-            if pid in self._nodes:
-                continue
-            color = identity_color(pid)
-            has_body = body is not None and person.shape_model == body.name
-            vertices = person_vertices(body, person).astype(np.float32) if has_body else None
-            mesh = None
-            if vertices is not None:
-                mesh = self.server.scene.add_mesh_simple(
-                    f"/persons/{pid}/mesh", vertices[0], self._faces, color=color, visible=False
-                )
-                mesh.on_click(lambda _, pid=pid: self.select(pid))
-            skeleton = _skeleton_segments(person)
-            bones = self.server.scene.add_line_segments(
-                f"/persons/{pid}/skeleton", skeleton[0], color, thickness=0.015, visible=False
-            )
-            self._nodes[pid] = _PersonNodes(person, vertices, skeleton, mesh, bones)
+            if pid not in self._nodes:
+                self._nodes[pid] = self._add_person(person, body, "/persons", wireframe=False)
+                if self._nodes[pid].mesh is not None:
+                    self._nodes[pid].mesh.on_click(lambda _, pid=pid: self.select(pid))
         if self._selected not in alive:
             self._selected = min(alive) if alive else None
+
+    def _add_person(self, person: PersonTrack, body, prefix: str, wireframe: bool) -> _PersonNodes:
+        """A person's mesh (every frame posed now) and skeleton, hidden until ``show_frame``."""
+        color = identity_color(person.person_id)
+        name = f"{prefix}/{person.person_id}"
+        vertices, mesh = None, None
+        if body is not None and person.shape_model == body.name:
+            vertices = person_vertices(body, person).astype(np.float32)
+            faces = body.faces.astype(np.uint32)
+            mesh = self.server.scene.add_mesh_simple(
+                f"{name}/mesh", vertices[0], faces, color=color, wireframe=wireframe, visible=False
+            )
+        skeleton = _skeleton_segments(person)
+        bones = self.server.scene.add_line_segments(
+            f"{name}/skeleton", skeleton[0], color, thickness=0.015, visible=False
+        )
+        return _PersonNodes(person, vertices, skeleton, mesh, bones)
 
     def show_frame(self, frame: int) -> None:
         """Swap every person's vertices to ``frame`` (no node is created or removed)."""
         with self._lock:
             self._frame = int(frame)
             show_mesh, show_bones = self._layers["meshes"].value, self._layers["skeletons"].value
-            for nodes in self._nodes.values():
+            compared = self._compared.values() if self._compare and self._layers["compared run"].value else ()
+            for nodes in self._compared.values():
+                nodes.hide()
+            for nodes in (*self._nodes.values(), *compared):
                 row = np.searchsorted(nodes.person.frames, frame)
                 present = row < len(nodes.person.frames) and nodes.person.frames[row] == frame
                 if nodes.mesh is not None:
@@ -166,13 +195,11 @@ class SessionViewer:
             frustum.image = np.ascontiguousarray(image[::step, ::step])
 
     def _go_to_view(self, client: viser.ClientHandle, view: int) -> None:
-        camera = self.reconstruction.cameras.cameras[view]
-        world_from_camera = Rotation.from_matrix(camera.R.T)
-        x, y, z, w = world_from_camera.as_quat()
+        wxyz, position, fov = _camera_pose(self.reconstruction.cameras.cameras[view])
         with client.atomic():
-            client.camera.wxyz = (w, x, y, z)
-            client.camera.position = tuple(-camera.R.T @ camera.t)
-            client.camera.fov = float(2 * np.arctan2(camera.height / 2, camera.K[1, 1]))
+            client.camera.wxyz = wxyz
+            client.camera.position = position
+            client.camera.fov = fov
 
     # GUI -----------------------------------------------------------------------------------------
 
@@ -194,6 +221,7 @@ class SessionViewer:
                     ("points", True),
                     ("cameras", True),
                     ("images", False),
+                    *((("compared run", True),) if self._compare is not None else ()),
                 )
             }
             self._point_size = gui.add_slider(
