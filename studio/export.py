@@ -314,3 +314,28 @@ def describe_body_export(result: BodyExport, fmt: str, folder: Path) -> str:
     names = ", ".join(path.name for path in result.files)
     lines.append(f"{fmt} written to {folder}: {names}")
     return "\n".join(lines)
+
+
+def export_all(reconstruction: Reconstruction, folder: Path) -> tuple[list[Path], list[str]]:
+    """Every format into ``folder`` for a download: ``joints.json``, ``scene.ply`` (if there are scene
+    points), ``smplx-npz.zip`` and ``glb.zip`` (the viewer's mesh) of the persons with a fitted body.
+    Returns the files and a note per format left out (no points, no fitted body, non-finite body)."""
+    import shutil
+
+    folder = Path(folder)
+    files, notes = [folder / "joints.json"], []
+    export_joints_json(reconstruction, files[0])
+    if len(reconstruction.points):
+        export_points_ply(reconstruction, folder / "scene.ply")
+        files.append(folder / "scene.ply")
+    else:
+        notes.append("scene.ply: no scene points")
+    writers = {"smplx-npz": export_smplx_npz, "glb": lambda r, f: export_body_glb(r, f, coarse=True)}
+    for fmt, writer in writers.items():
+        try:
+            writer(reconstruction, folder / fmt)
+        except InputError as error:
+            notes.append(f"{fmt}: {error}")
+            continue
+        files.append(Path(shutil.make_archive(str(folder / fmt), "zip", folder / fmt)))
+    return files, notes

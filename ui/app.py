@@ -3,14 +3,13 @@
 Every browser tab keeps its own state (``gr.State``: the session folder it works on); the server keeps
 only the sessions on disk and one Viser viewer per opened session (``ViewerPool``), so two tabs never
 share mutable state unless they open the same session. A run works in a background thread while the
-page polls its progress; a cancelled run or a closed tab leaves no session behind and the server
+page streams its progress; a cancelled run or a closed tab leaves no session behind and the server
 running; a failed run shows its one-line error in the page.
 """
 
 from __future__ import annotations
 
 import html
-import shutil
 import socket
 import tempfile
 import threading
@@ -23,7 +22,7 @@ import numpy as np
 
 from core.reconstruction import ReconstructionFormatError
 from studio.background import BackgroundRun
-from studio.export import export_body_glb, export_joints_json, export_points_ply, export_smplx_npz
+from studio.export import export_all
 from studio.inspection import association_matrix, matrix_image, overlay_grid, person_plot, person_timeseries
 from studio.runs import EXAMPLES, SYNTHETIC, RunSettings, run_clips, run_example
 from studio.session import Session, list_sessions
@@ -165,6 +164,7 @@ def _session_choices(root: Path) -> list[tuple[str, str]]:
 
 def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
     """The page; ``root`` holds the sessions."""
+    d = RunSettings()  # the page starts from the same defaults as the command line
     with gr.Blocks(title="CHROMM Studio") as app:
         session_dir = gr.State("")
         gr.Markdown("# CHROMM Studio\nSeveral people and their surroundings in 3D, from synchronized videos.")
@@ -178,21 +178,33 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
                     )
                     with gr.Accordion("Settings", open=False):
                         position_weight = gr.Slider(
-                            0, 2, 0.8, step=0.05, label="Association: position weight"
+                            0, 2, d.position_weight, step=0.05, label="Association: position weight"
                         )
-                        pose_weight = gr.Slider(0, 2, 0.2, step=0.05, label="Association: pose weight")
-                        ray_weight = gr.Slider(0, 2, 1.0, step=0.05, label="Association: keypoint-ray weight")
-                        gate = gr.Slider(0.1, 3, 1.0, step=0.05, label="Association: gating threshold (m)")
+                        pose_weight = gr.Slider(
+                            0, 2, d.pose_weight, step=0.05, label="Association: pose weight"
+                        )
+                        ray_weight = gr.Slider(
+                            0, 2, d.ray_weight, step=0.05, label="Association: keypoint-ray weight"
+                        )
+                        gate = gr.Slider(0.1, 3, d.gate, step=0.05, label="Association: gating threshold (m)")
                         missed = gr.Slider(
-                            1, 60, 15, step=1, label="Tracking: frames a track survives unseen"
+                            1,
+                            60,
+                            d.max_missed_frames,
+                            step=1,
+                            label="Tracking: frames a track survives unseen",
                         )
                         scale_mode = gr.Radio(
-                            ["auto", "fixed", "off"], value="auto", label="Scale (head–pelvis)"
+                            ["auto", "fixed", "off"], value=d.scale_mode, label="Scale (head–pelvis)"
                         )
-                        fixed_factor = gr.Number(1.0, label="Fixed scale factor")
-                        threshold = gr.Slider(0.3, 0.95, 0.7, step=0.05, label="Detector threshold")
-                        frames = gr.Textbox("::", label="Frames START:STOP:STEP")
-                        body_model = gr.Radio(["anny", "smplx", "none"], value="anny", label="Body model")
+                        fixed_factor = gr.Number(d.fixed_factor, label="Fixed scale factor")
+                        threshold = gr.Slider(
+                            0.3, 0.95, d.detector_threshold, step=0.05, label="Detector threshold"
+                        )
+                        frames = gr.Textbox(d.frames, label="Frames START:STOP:STEP")
+                        body_model = gr.Radio(
+                            ["anny", "smplx", "none"], value=d.body_model, label="Body model"
+                        )
                         smplx_dir = gr.Textbox("", label="SMPL-X model folder (for smplx)")
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
@@ -258,10 +270,8 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             smplx_folder,
             request: gr.Request,
         ) -> Iterator:
-            run_settings = settings_from(
-                (position, pose, ray, gate_value, missed_frames, scale, factor, detector, frame_range, body)
-                + (smplx_folder,)
-            )
+            values = (position, pose, ray, gate_value, missed_frames, scale, factor, detector, frame_range)
+            run_settings = settings_from((*values, body, smplx_folder))
 
             def work(progress):
                 if example_name != MY_CLIPS:
@@ -307,16 +317,10 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
                 return None, "run or open a session first"
             session = Session.open(Path(directory))
             folder = Path(tempfile.mkdtemp(prefix="exports-", dir=session.directory))
-            export_joints_json(session.current, folder / "joints.json")
-            files = [folder / "joints.json"]
-            if len(session.current.points):
-                export_points_ply(session.current, folder / "scene.ply")
-                files.append(folder / "scene.ply")
-            for fmt, writer in (("smplx-npz", export_smplx_npz), ("glb", _coarse_glb)):
-                written = writer(session.current, folder / fmt)
-                if written.files:
-                    files.append(Path(shutil.make_archive(str(folder / fmt), "zip", folder / fmt)))
-            return [str(f) for f in files], gr.update()
+            files, notes = export_all(session.current, folder)
+            return [str(f) for f in files], "\n".join(
+                f"- left out: {html.escape(n)}" for n in notes
+            ) or "exported"
 
         export.click(do_export, session_dir, [downloads, status])
 
@@ -360,10 +364,6 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
 
         compare.click(do_compare, [sessions, other], [comparison, comparison_viewer])
     return app
-
-
-def _coarse_glb(reconstruction, folder):
-    return export_body_glb(reconstruction, folder, coarse=True)
 
 
 def compare_markdown(first: Session, second: Session) -> str:

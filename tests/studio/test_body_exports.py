@@ -275,3 +275,19 @@ def test_real_anny_glb_of_one_frame(reconstruction, tmp_path, coarse):
     assert 1.5 < height < 1.9  # an average adult standing
     np.testing.assert_allclose(np.median(world[:, :2], axis=0), [1.0, 2.0], atol=0.1)
     assert world[:, 2].min() < 0.9 < world[:, 2].max()
+
+
+def test_the_page_download_has_every_format_and_notes_what_is_left_out(
+    reconstruction, small_reconstruction, fake_body, tmp_path
+):
+    import zipfile
+
+    from studio.export import export_all
+
+    files, notes = export_all(reconstruction, tmp_path / "all")
+    assert [f.name for f in files] == ["joints.json", "smplx-npz.zip", "glb.zip"]
+    assert notes == ["scene.ply: no scene points"]
+    assert len(zipfile.ZipFile(files[1]).namelist()) == len(reconstruction.persons)
+    files, notes = export_all(small_reconstruction, tmp_path / "bare")  # no fitted body at all
+    assert [f.name for f in files] == ["joints.json"]
+    assert [n.split(":")[0] for n in notes] == ["scene.ply", "smplx-npz", "glb"]
