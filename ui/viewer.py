@@ -25,7 +25,7 @@ from core.editing import EditError, IdentityEdit
 from core.reconstruction import Reconstruction
 from core.types import PersonTrack
 from studio.export import person_vertices
-from studio.inspection import identity_color, skeleton_bones, source_frame
+from studio.inspection import identity_color, skeleton_bones, source_thumbnails
 from studio.session import Session
 
 _NEW_PERSON = "new person"
@@ -84,6 +84,7 @@ class SessionViewer:
         self._nodes: dict[int, _PersonNodes] = {}
         self._frame = 0
         self._selected: int | None = None
+        self._thumbnails: list[np.ndarray] | None = None
         self._build_static()
         self._build_gui()
         self._rebuild_persons(None)
@@ -189,10 +190,21 @@ class SessionViewer:
                 self._update_images()
 
     def _update_images(self) -> None:
-        for v, frustum in enumerate(self._frustums):
-            image = source_frame(self.reconstruction, v, self._frame)
-            step = max(1, image.shape[1] // _FRUSTUM_IMAGE_WIDTH)
-            frustum.image = np.ascontiguousarray(image[::step, ::step])
+        """Each frustum shows its clip at the current frame, once the clips' thumbnails are decoded
+        (in the background, the first time the layer is turned on)."""
+        if self._thumbnails is None:
+            self._thumbnails = []
+            threading.Thread(target=self._decode_thumbnails, daemon=True).start()
+        if len(self._thumbnails) == len(self._frustums):
+            for frustum, thumbnails in zip(self._frustums, self._thumbnails, strict=True):
+                frustum.image = np.ascontiguousarray(thumbnails[min(self._frame, len(thumbnails) - 1)])
+
+    def _decode_thumbnails(self) -> None:
+        rec = self.reconstruction
+        decoded = [source_thumbnails(rec, v, _FRUSTUM_IMAGE_WIDTH) for v in range(len(rec.cameras))]
+        with self._lock:
+            self._thumbnails = decoded
+        self.show_frame(self._frame)
 
     def _go_to_view(self, client: viser.ClientHandle, view: int) -> None:
         wxyz, position, fov = _camera_pose(self.reconstruction.cameras.cameras[view])
@@ -220,7 +232,7 @@ class SessionViewer:
                     ("skeletons", False),
                     ("points", True),
                     ("cameras", True),
-                    ("images", False),
+                    ("images", True),
                     *((("compared run", True),) if self._compare is not None else ()),
                 )
             }
