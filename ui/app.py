@@ -212,6 +212,7 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
                 with gr.Column():
                     status = gr.Markdown(elem_id="status")
                     results = gr.Markdown(elem_id="results")
+                    refresh_results = gr.Button("Refresh results (after edits in the viewer)")
                     export = gr.Button("Prepare downloads (joints JSON, PLY, SMPL-X npz, glb)")
                     downloads = gr.File(file_count="multiple", label="Downloads", interactive=False)
         with gr.Tab("Viewer"):
@@ -221,10 +222,18 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
                 person = gr.Dropdown([], label="Person")
                 frame = gr.Slider(0, 1, 0, step=1, label="Frame")
                 inspect = gr.Button("Show")
-            views_image = gr.Image(label="All views: detections and the fused skeleton", interactive=False)
+            views_image = gr.Image(
+                label="All views: detections and the fused skeleton",
+                interactive=False,
+                elem_id="inspect-views",
+            )
             with gr.Row():
-                plot_image = gr.Image(label="Reprojection per view, association cost, scale samples")
-                matrix = gr.Image(label="Association cost between the tracklets of this frame")
+                plot_image = gr.Image(
+                    label="Reprojection per view, association cost, scale samples", elem_id="inspect-plot"
+                )
+                matrix = gr.Image(
+                    label="Association cost between the tracklets of this frame", elem_id="inspect-matrix"
+                )
         with gr.Tab("Sessions"):
             sessions = gr.Dropdown(_session_choices(root), label="Past sessions")
             with gr.Row():
@@ -323,21 +332,30 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             ) or "exported"
 
         export.click(do_export, session_dir, [downloads, status])
+        refresh_results.click(
+            lambda directory: results_markdown(Session.open(Path(directory))) if directory else "",
+            session_dir,
+            results,
+        )
 
         def do_inspect(directory: str, person_id, frame_index):
-            if not directory or person_id is None:
-                return None, None, None
+            if not directory:
+                return None, None, None, gr.update()
             rec = Session.open(Path(directory)).current
+            ids = [p.person_id for p in rec.persons]
+            if not ids:
+                return None, None, None, gr.update(choices=[], value=None)
+            chosen = int(person_id) if person_id is not None and int(person_id) in ids else ids[0]
             frame_index = int(frame_index)
-            series = person_timeseries(rec, int(person_id))
             labels, costs = association_matrix(rec, frame_index)
             return (
-                overlay_grid(rec, int(person_id), frame_index),
-                person_plot(series, list(rec.cameras.names)),
+                overlay_grid(rec, chosen, frame_index),
+                person_plot(person_timeseries(rec, chosen), list(rec.cameras.names)),
                 matrix_image(labels, costs) if labels else None,
+                gr.update(choices=ids, value=chosen),  # persons change with identity edits
             )
 
-        inspect.click(do_inspect, [session_dir, person, frame], [views_image, plot_image, matrix])
+        inspect.click(do_inspect, [session_dir, person, frame], [views_image, plot_image, matrix, person])
 
         def do_open(directory: str, request: gr.Request):
             if not directory:

@@ -106,6 +106,16 @@ def test_the_synthetic_example_end_to_end_then_an_identity_correction_in_the_vie
     current = json.loads((session / "current" / "reconstruction.json").read_text())
     assert len(current["persons"]) == 2  # person 0 merged into person 1, saved at once
 
+    page.get_by_role("tab", name="Run").click()
+    page.get_by_role("button", name="Refresh results (after edits in the viewer)").click()
+    page.wait_for_function("() => document.querySelector('#results').innerText.includes('2 edits')")
+    assert "2 persons" in page.inner_text("#results")
+
+    page.get_by_role("tab", name="Inspect").click()
+    page.get_by_role("button", name="Show").click()
+    for element in ("#inspect-views", "#inspect-plot", "#inspect-matrix"):  # person 0 is gone: person 1
+        page.locator(f"{element} img").wait_for(timeout=60_000)
+
 
 def test_a_file_that_is_not_a_video_gives_a_message_and_the_server_keeps_running(studio, browser, tmp_path):
     url, _ = studio
