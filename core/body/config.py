@@ -48,11 +48,11 @@ class FitConfig:
     """Most Adam steps of the first stage (shape and pose on the key frames)."""
     refine_iterations: int = 70
     """Most Adam steps of the second stage."""
-    learning_rate: float = 0.05
-    """Adam's step size at the first step of each stage."""
     warm_iterations: int = 20
     """Most Adam steps of the second stage when it starts from a previous fit of the person (an identity
     edit: the poses are already close)."""
+    learning_rate: float = 0.05
+    """Adam's step size at the first step of each stage."""
     refine_learning_rate: float = 0.01
     """Adam's step size at the first step of the second stage (every frame, from the key frames' poses)."""
     final_learning_rate: float = 0.002
@@ -78,7 +78,8 @@ class FitConfig:
     """Weight of a target joint seen by one view only (placed on its ray at the pelvis depth) against a
     triangulated one's 1."""
     offset_prior_weight: float = 0.1
-    """Weight of the squared per-keypoint offsets (metres) fitted with the shape; 0: no offsets."""
+    """Weight of the squared per-keypoint offsets (metres), fitted in the second stage once the shape is
+    set (``core.body.fitting``); 0: no offsets."""
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,15 @@
 All frames of a person are one batched problem (one model call per iteration for all frames), solved
 by Adam on SMPL-X-layout parameters:
 
-    Σ_f,j c_fj ‖J_model(f, j) − J_target(f, j)‖²                 data (weights 0 where unseen)
+    Σ_f,j c_fj ‖J_model(f, j) + G_a(j)(f) o_j − J_target(f, j)‖²   data (weights 0 where unseen)
   + w_smooth Σ_f ‖θ_f − θ_f−1‖² over consecutive frames            temporal (pose, orientation, position)
-  + w_pose ‖θ‖² + w_shape F ‖β − β_neutral‖²                        priors
+  + w_pose ‖θ‖² + w_shape F ‖β − β_neutral‖² + w_offset F Σ_j ‖o_j‖²   priors
+
+where ``o_j`` is a per-track offset of target j from the model's point, fixed in the frame of its
+anchor joint a(j) (``offset_anchors``: the bone it hangs from), whose world rotation is ``G_a(j)``: a
+detector's keypoints are not the model's joints (BlazePose's hips sit about 4 cm off the skeleton's),
+and a constant offset in the bone's frame absorbs that without bending the pose. Offsets are fitted in
+the second stage only, once the shape is set, so that they cannot trade off against the shape.
 
 in two stages (``FitConfig``): shape and pose on ``shape_frames`` key frames spread over the track
 (consecutive key frames only are smoothed), then every frame's pose and position with the shape kept,
@@ -23,6 +29,9 @@ limbs (upper and lower arms and legs) swung from the model's zero pose onto the 
 (``_limb_swings``, no twist), and its position putting the weighted joint centroid on the target's, so a
 frame never waits for its predecessor. A joint unseen in some frames (legs occluded) is carried by the
 smoothness term and the prior from the frames around it. The model is called for joints only.
+
+Warm start (``WarmStart``, after an identity edit): the shape and every frame's pose of a previous fit
+are taken as they are and only the second stage runs, for ``warm_iterations`` steps at most.
 """
 
 from __future__ import annotations
