@@ -77,14 +77,17 @@ def joints_tree(reconstruction: Reconstruction) -> dict[str, dict[str, dict[str,
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write through a temporary file renamed into place: a reader never sees half a file. The temporary
-    file is created by ``open`` (exclusively), so the result gets the usual permissions."""
+    """Write through a temporary file renamed into place: a reader (or a session reopened after a crash)
+    never sees half a file. The temporary file is created by ``open`` (exclusively), so the result gets
+    the usual permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         with open(temporary, "xb" if isinstance(content, bytes) else "x") as file:
             file.write(content)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename makes it the file
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

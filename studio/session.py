@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from core.body.tracks import load_body_model
 from core.editing import IdentityEdit, apply_edit, apply_edits, refuse
 from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.types import Assignment
+from studio.export import write_atomically
 
 _METADATA = "session.json"
 _BASE = "base"
@@ -38,21 +39,6 @@ _CURRENT = "current"
 def sessions_root() -> Path:
     """``$CHROMM_SESSIONS_DIR``, else ``sessions`` in the working directory."""
     return Path(os.environ.get("CHROMM_SESSIONS_DIR", "sessions"))
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: a reader sees the old or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _same_assignment(a: Assignment, b: Assignment) -> bool:
@@ -111,7 +97,7 @@ class Session:
             tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-", dir=_mkdir(root))
         )
         reconstruction.save(directory / _BASE)
-        reconstruction.save(directory / _CURRENT)
+        shutil.copytree(directory / _BASE, directory / _CURRENT)  # no edit yet: the same run
         metadata = {
             "name": name,
             "created": time.time(),
@@ -119,7 +105,7 @@ class Session:
             "edits": [],
             "undone": [],
         }
-        write_json_atomically(directory / _METADATA, metadata)
+        write_atomically(directory / _METADATA, json.dumps(metadata, indent=1))
         return Session(directory, reconstruction, reconstruction, metadata)
 
     @staticmethod
@@ -163,7 +149,7 @@ class Session:
             "edits": [e.to_json() for e in edits],
             "undone": [e.to_json() for e in undone],
         }
-        write_json_atomically(self.directory / _METADATA, self._metadata)
+        write_atomically(self.directory / _METADATA, json.dumps(self._metadata, indent=1))
         self.current = reconstruction
 
     def edit(self, edit: IdentityEdit) -> frozenset[int]:
