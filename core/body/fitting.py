@@ -208,14 +208,15 @@ class _Problem:
     neutral: Float[torch.Tensor, " S"]
     anchor: Int[torch.Tensor, " J"]
     """Skeleton joint whose frame carries each target's offset (``offset_anchors``)."""
-    offsets: Float[torch.Tensor, "J 3"]
-    """Per-target offsets from the model's point, canonical body frame of the anchor joint, metres."""
+    offsets: Float[torch.Tensor, "J 3"] | None
+    """Per-target offsets from the model's point, canonical body frame of the anchor joint, metres;
+    None where offsets are not fitted (the first stage, or ``offset_prior_weight`` 0)."""
 
     def joints(self, orient, transl, body_pose, shape) -> torch.Tensor:
         frames = orient.shape[0]
         parameters = BodyParameters(orient, transl, body_pose, shape.expand(frames, -1))
         points = self.model(parameters, vertices=False).joints[:, self.model_index]
-        if not self.offsets.requires_grad and not self.offsets.any():
+        if self.offsets is None:
             return points
         return points + offset_points(orient, body_pose, self.anchor, self.offsets)
 
@@ -255,7 +256,7 @@ def _solve(
 ) -> int:
     """Adam on the parameters in place (shape too if ``fit_shape``); the number of steps taken."""
     offsets = problem.offsets
-    fit_offsets = not fit_shape and config.offset_prior_weight > 0
+    fit_offsets = offsets is not None
     variables = [
         orient,
         transl,
@@ -350,7 +351,7 @@ def fit_track(
             torch.as_tensor(np.diff(frames) == 1, device=device),
             neutral,
             torch.as_tensor(offset_anchors(common), device=device),
-            torch.zeros((len(common), 3), device=device),
+            torch.zeros((len(common), 3), device=device) if config.offset_prior_weight > 0 else None,
         )
         kept = np.isin(warm_start.frames, frames) if warm_start is not None else np.zeros(0, dtype=bool)
         iterations = 0
@@ -367,6 +368,7 @@ def fit_track(
                 target=problem.target[keys],
                 weight=problem.weight[keys],
                 consecutive=torch.as_tensor(np.diff(frames[keys]) == 1, device=device),
+                offsets=None,  # fitted in the second stage only
             )
             shape = neutral.clone()
             orient = tensor(_orientation_from_targets(target, tuple(common)))[keys].clone()
@@ -406,7 +408,9 @@ def fit_track(
         joints=posed.cpu().numpy().astype(float),
         keypoints=fitted.cpu().numpy().astype(float),
         keypoint_names=tuple(common),
-        offsets=problem.offsets.cpu().numpy().astype(float),
+        offsets=np.zeros((len(common), 3))
+        if problem.offsets is None
+        else problem.offsets.cpu().numpy().astype(float),
         error_m=error,
         iterations=iterations,
     )
