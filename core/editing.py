@@ -27,8 +27,7 @@ from core.body.model import BodyModel
 from core.body.tracks import fit_persons
 from core.errors import InputError
 from core.fusion import fuse
-from core.handedness import orient_left_right
-from core.pipeline import with_residuals
+from core.pipeline import assigned_observations, with_residuals
 from core.reconstruction import Reconstruction
 from core.types import Assignment
 
@@ -146,9 +145,8 @@ def refuse(
     """``reconstruction`` with ``assignment`` and the ``affected`` persons fused and fitted again; every
     other person is kept as it was. A person left without observations is dropped."""
     rec = reconstruction
-    person = assignment.person_of(rec.tracklets.observation_tracklet, rec.observations.frame)
-    oriented, mirrored = orient_left_right(
-        rec.observations, person, rec.cameras, rec.num_frames, rec.config.fusion.min_keypoint_confidence
+    oriented, person, mirrored = assigned_observations(
+        rec.observations, rec.tracklets, assignment, rec.cameras, rec.num_frames, rec.config
     )
     ids = np.array(sorted(affected), dtype=np.int64)
     fused = fuse(oriented, person, rec.cameras, rec.num_frames, rec.config.fusion, person_ids=ids)

@@ -83,6 +83,23 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
     seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
+def assigned_observations(
+    observations: Observations,
+    tracklets: Tracklets,
+    assignment: Assignment,
+    cameras: CameraRig,
+    num_frames: int,
+    config: ReconstructionConfig,
+) -> tuple[Observations, Int[np.ndarray, " N"], Int[np.ndarray, " M"]]:
+    """What fusion reads: the observations with left/right labels agreed across each person's views,
+    the person of each (-1: none), and the observations whose labels were swapped."""
+    person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
+    oriented, mirrored = orient_left_right(
+        observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence
+    )
+    return oriented, person, mirrored
+
+
 def fuse_and_scale(
     observations: Observations,
     tracklets: Tracklets,
@@ -95,10 +112,9 @@ def fuse_and_scale(
     """Left/right orientation, fusion, scale adjustment and residuals for a given assignment (what an
     identity edit re-runs). The detections stay as detected; the ones read mirror-wise are listed in
     the diagnostics."""
-    person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
     with _timed(seconds, "fusion"):
-        observations, mirrored = orient_left_right(
-            observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence
+        observations, person, mirrored = assigned_observations(
+            observations, tracklets, assignment, cameras, num_frames, config
         )
         persons = fuse(observations, person, cameras, num_frames, config.fusion)
     with _timed(seconds, "scale"):
@@ -200,9 +216,8 @@ def reconstruct_from_observations(
         # Only triangulated joints reproject onto the detections they came from; a body-model estimate
         # averaged over views does not, so its misfit would say nothing about identity.
         if config.refinement.enabled and observations.bare_keypoints and len(cameras) > 1:
-            person = assignment.person_of(tracklets.observation_tracklet, observations.frame)
-            oriented, _ = orient_left_right(
-                observations, person, cameras, num_frames, config.fusion.min_keypoint_confidence
+            oriented, person, _ = assigned_observations(
+                observations, tracklets, assignment, cameras, num_frames, config
             )
             persons = fuse(oriented, person, cameras, num_frames, config.fusion)
             assignment = refine_assignment(

@@ -20,7 +20,7 @@ from core.body.config import FitConfig
 from core.body.model import BodyModel
 from core.body.tracks import fit_person
 from core.fusion import PersonCells, keypoint_errors
-from core.handedness import orient_left_right
+from core.pipeline import assigned_observations
 from core.reconstruction import Reconstruction
 
 _FEET = ("left_heel", "right_heel", "left_foot_index", "right_foot_index")
@@ -48,9 +48,8 @@ def score_scene_fit(
     """Fit every person of ``reconstruction`` again and score the fits (module docstring)."""
     rec = reconstruction
     fusion = rec.config.fusion
-    person = rec.assignment.person_of(rec.tracklets.observation_tracklet, rec.observations.frame)
-    observations, _ = orient_left_right(
-        rec.observations, person, rec.cameras, rec.num_frames, fusion.min_keypoint_confidence
+    observations, person, _ = assigned_observations(
+        rec.observations, rec.tracklets, rec.assignment, rec.cameras, rec.num_frames, rec.config
     )
     num_persons = int(person.max()) + 1 if person.size else 0
     cells = PersonCells.build(observations, person, num_persons, rec.num_frames, len(rec.cameras)).index

@@ -138,24 +138,6 @@ def viewer_html(viewer: SessionViewer, request: gr.Request | None, element: str 
     )
 
 
-def settings_from(values) -> RunSettings:
-    """The settings panel's values, in the order of ``RunSettings``'s fields."""
-    (position, pose, ray, gate, missed, scale_mode, factor, threshold, frames, body, smplx_dir) = values
-    return RunSettings(
-        float(position),
-        float(pose),
-        float(ray),
-        float(gate),
-        int(missed),
-        scale_mode,
-        float(factor),
-        float(threshold),
-        frames,
-        body,
-        smplx_dir or "",
-    )
-
-
 def _session_choices(root: Path) -> list[tuple[str, str]]:
     return [
         (f"{i.name} ({i.persons} persons, {i.edits} edits)", str(i.directory)) for i in list_sessions(root)
@@ -279,8 +261,19 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             smplx_folder,
             request: gr.Request,
         ) -> Iterator:
-            values = (position, pose, ray, gate_value, missed_frames, scale, factor, detector, frame_range)
-            run_settings = settings_from((*values, body, smplx_folder))
+            run_settings = RunSettings(
+                position_weight=float(position),
+                pose_weight=float(pose),
+                ray_weight=float(ray),
+                gate=float(gate_value),
+                max_missed_frames=int(missed_frames),
+                scale_mode=scale,
+                fixed_factor=float(factor),
+                detector_threshold=float(detector),
+                frames=frame_range,
+                body_model=body,
+                smplx_dir=smplx_folder or "",
+            )
 
             def work(progress):
                 if example_name != MY_CLIPS:
