@@ -31,6 +31,15 @@ def examples_directory() -> Path:
     return model_directory().parent / "examples"
 
 
+def example_inputs(name: str) -> tuple[list[Path], Path]:
+    """The clips (camera order) and the calibration file of an installed Pose2Sim demo scene."""
+    scene = examples_directory() / name
+    videos = sorted((scene / "videos").glob("*.mp4"))
+    if not videos:
+        raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
+    return videos, scene / "calibration" / "Calib.qca.txt"
+
+
 def _download_wheel(requirement: str, into: Path) -> Path:
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into), requirement]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -19,7 +19,7 @@ from core.io.video import FrameRange
 from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.synthetic import SyntheticConfig, make_scene
-from studio.assets import examples_directory, install_examples, install_models
+from studio.assets import example_inputs, install_examples, install_models
 from studio.bench import format_table, run_bench
 from studio.export import (
     describe_body_export,
@@ -170,11 +170,7 @@ def example(
         frames: Frame range START:STOP:STEP.
         config: Settings of every stage.
     """
-    scene = examples_directory() / name
-    videos = sorted((scene / "videos").glob("*.mp4"))
-    if not videos:
-        raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
-    calibration = scene / "calibration" / "Calib.qca.txt"
+    videos, calibration = example_inputs(name)
     reconstruct(videos, calibration, out or Path("runs") / name, frames, config=config)
 
 

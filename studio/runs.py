@@ -21,7 +21,7 @@ from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction
 from core.synthetic import SyntheticConfig, make_scene
 from core.video_pipeline import reconstruct_from_videos
-from studio.assets import examples_directory
+from studio.assets import example_inputs
 
 Progress = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done)."""
@@ -130,8 +130,5 @@ def run_example(name: str, settings: RunSettings, progress: Progress) -> RunResu
         return run_synthetic(settings, progress)
     if name not in POSE2SIM_EXAMPLES:
         raise InputError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    scene = examples_directory() / name
-    videos = sorted((scene / "videos").glob("*.mp4"))
-    if not videos:
-        raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
-    return run_clips(videos, scene / "calibration" / "Calib.qca.txt", settings, progress)
+    videos, calibration = example_inputs(name)
+    return run_clips(videos, calibration, settings, progress)

@@ -408,6 +408,17 @@ def default_example() -> str:
     return EXAMPLES[0] if (examples_directory() / EXAMPLES[0] / "videos").is_dir() else SYNTHETIC
 
 
+CONCURRENT_RUNS = 4
+"""Browser sessions whose runs (or other events of one kind) proceed at once; more wait in Gradio's queue."""
+
+
+def serve(app: gr.Blocks, host: str, port: int, block: bool = True) -> None:
+    """Serve the page (``block=False``: in the background, as the tests do)."""
+    app.queue(default_concurrency_limit=CONCURRENT_RUNS).launch(
+        server_name=host, server_port=port, show_error=True, prevent_thread_lock=not block, quiet=not block
+    )
+
+
 def main(
     host: str = "127.0.0.1", port: int = 7860, viewer_port: int = 8080, sessions: Path | None = None
 ) -> None:
@@ -426,7 +437,7 @@ def main(
     app = build_app(root, viewers, runs)
     print(f"CHROMM Studio: http://{host}:{port} (sessions in {root}; 3D viewers from port {viewer_port})")
     try:
-        app.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, show_error=True)
+        serve(app, host, port)
     finally:
         runs.stop_all()
         viewers.close()
