@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from core.association import AssociationConfig
 from core.body.config import BodyConfig
 from core.fusion import FusionConfig
+from core.nets.config import NetworksConfig
 from core.perception.config import BlazePoseConfig
 from core.refinement import RefinementConfig
 from core.scale import ScaleConfig
@@ -26,3 +27,4 @@ class ReconstructionConfig:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     ground: GroundConfig = field(default_factory=GroundConfig)
     body: BodyConfig = field(default_factory=BodyConfig)
+    networks: NetworksConfig = field(default_factory=NetworksConfig)

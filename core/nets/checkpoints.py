@@ -23,7 +23,12 @@ from core.errors import InputError
 Model = TypeVar("Model", bound=nn.Module)
 KeyShapes = Mapping[str, tuple[int, ...]]
 
-SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+SAFETENSORS_DTYPES = {
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F64": torch.float64,
+}
 MULTIHMR_IGNORED_PREFIX = "smpl_layer."
 """The SMPL-X layer is rebuilt from the user's own SMPL-X file, never taken from a checkpoint."""
 
@@ -51,7 +56,9 @@ def describe_key_mismatch(path: Path, expected: KeyShapes, found: KeyShapes, lim
     return "\n".join(lines)
 
 
-def build_from_keys(path: Path, network: str, factory: Callable[[KeyShapes], Model], shapes: KeyShapes) -> Model:
+def build_from_keys(
+    path: Path, network: str, factory: Callable[[KeyShapes], Model], shapes: KeyShapes
+) -> Model:
     """The model a checkpoint's keys describe, on the meta device, checked key for key against them."""
     try:
         with torch.device("meta"):
@@ -153,7 +160,9 @@ def load_pickled_state(path: Path, network: str) -> tuple[dict[str, torch.Tensor
     if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: a {network} checkpoint holds a dict with 'model_state_dict'")
     arguments = checkpoint.get("args")
-    return checkpoint["model_state_dict"], vars(arguments) if isinstance(arguments, argparse.Namespace) else {}
+    return checkpoint["model_state_dict"], vars(arguments) if isinstance(
+        arguments, argparse.Namespace
+    ) else {}
 
 
 def load_pickled_model(
