@@ -17,15 +17,10 @@ from core.nets.vit import LAYER_NORM_EPS, Mlp, TransformerBlock
 HEAD_DIM = 64
 """Channels per attention head in every Pi3X transformer."""
 
-QK_NORM_EPS = 1e-5
-"""The decoder's per-head q/k LayerNorms use torch's default eps, unlike the block norms (1e-6)."""
-
 
 def decoder_block(dim: int, rope: RoPE2D | None) -> TransformerBlock:
     """One block of the main decoder (or of the unused pose-injection stack): LayerScale and q/k norm."""
-    block = TransformerBlock(dim, dim // HEAD_DIM, layer_scale=True, qk_norm=True, rope=rope)
-    block.attn.q_norm.eps = block.attn.k_norm.eps = QK_NORM_EPS
-    return block
+    return TransformerBlock(dim, dim // HEAD_DIM, layer_scale=True, qk_norm=True, rope=rope)
 
 
 class HeadDecoder(nn.Module):
@@ -73,12 +68,12 @@ class CrossAttention(nn.Module):
         q = self.rope(self.heads(self.q_proj(queries)), query_positions)
         k = self.rope(self.heads(self.k_proj(context)), context_positions)
         v = self.heads(self.v_proj(context))
-        attended = F.scaled_dot_product_attention(q, k.to(v.dtype), v.to(q.dtype))
+        attended = F.scaled_dot_product_attention(q, k, v)
         return self.proj(attended.transpose(1, 2).flatten(2))
 
 
 class ContextBlock(nn.Module):
-    """Pre-norm block with cross-attention onto a (separately normalised) context and an MLP; no self-attention."""
+    """Pre-norm cross-attention onto a separately normalised context, then an MLP; no self-attention."""
 
     def __init__(self, dim: int, rope: RoPE2D, mlp_ratio: float = 4.0) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ PIXELS = (1e-3, 1e-4)
 
 SMALL_RANGE_PREFIXES = ("int.point_head_", "int.camera_head_", "int.metric_", "out.conf", "out.rays")
 PIXEL_NAMES = ("out.loc", "out.j2d", "out.v2d")
+"""Exact names: ``out.local_points`` is not in pixels."""
 NOT_COMPARED = ("out.rotvec",)
 """Axis-angle is unstable near π (the fixture has such angles); ``out.rotmat`` carries the same values."""
 
@@ -18,7 +19,7 @@ def tolerance(name: str) -> tuple[float, float] | None:
     """(atol, rtol) for a float array, ``None`` where the comparison must be exact (integer arrays)."""
     if name.endswith(".rowcol") or name == "input.idx":
         return None
-    if name.startswith(PIXEL_NAMES) or (name.startswith("infer.") and name.endswith(".loc")):
+    if name in PIXEL_NAMES or (name.startswith("infer.") and name.endswith(".loc")):
         return PIXELS
     if name.startswith(SMALL_RANGE_PREFIXES):
         return SMALL_RANGE

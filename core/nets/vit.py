@@ -45,7 +45,10 @@ class Mlp(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one fused ``qkv`` projection, optional per-head q/k LayerNorm and RoPE."""
+    """Multi-head self-attention with one fused ``qkv`` projection, optional per-head q/k norm and RoPE.
+
+    The q/k LayerNorms keep torch's default eps (1e-5), unlike the blocks' (1e-6), as Pi3X trained them.
+    """
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False, rope: Rope | None = None) -> None:
         super().__init__()
@@ -54,8 +57,8 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         if qk_norm:
-            self.q_norm = nn.LayerNorm(head_dim, eps=LAYER_NORM_EPS)
-            self.k_norm = nn.LayerNorm(head_dim, eps=LAYER_NORM_EPS)
+            self.q_norm = nn.LayerNorm(head_dim)
+            self.k_norm = nn.LayerNorm(head_dim)
         self.qk_norm = qk_norm
         self.rope = rope
 
