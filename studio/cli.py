@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import tyro
-from tyro.conf import Positional
+from tyro.conf import OmitSubcommandPrefixes, Positional
 
 from core.config import ReconstructionConfig
 from core.errors import InputError
@@ -28,6 +28,7 @@ from studio.export import (
     export_points_ply,
     export_smplx_npz,
 )
+from studio.nets_commands import NetsCommand
 from studio.progress import StageBars
 from studio.summary import format_summary, summarize
 
@@ -227,6 +228,11 @@ def assets(examples: bool = True) -> None:
         print(f"examples in {install_examples()}")
 
 
+def nets(command: OmitSubcommandPrefixes[NetsCommand]) -> None:
+    """Pi3X and Multi-HMR: equivalence with reference fixtures, speed and memory benchmarks."""
+    command.run()
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Dispatch ``python -m studio <command>``; input errors end with their message, not a traceback."""
     commands = {
@@ -238,6 +244,7 @@ def main(args: Sequence[str] | None = None) -> None:
         "summary": summary,
         "export": export,
         "assets": assets,
+        "nets": nets,
     }
     try:
         tyro.extras.subcommand_cli_from_dict(commands, args=args)
