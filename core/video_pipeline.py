@@ -1,4 +1,5 @@
-"""Clips and a calibration in, a Reconstruction out: ingest → detection → the engine → ground plane.
+"""Clips (and a calibration) in, a Reconstruction out: ingest → scene network → detection → the engine →
+body models → ground plane.
 
 Every failure a user can cause (unreadable clip, clips out of step, a calibration whose cameras do not
 match the clips) is an ``InputError`` naming the file, raised before the slow detection starts. What
@@ -17,12 +18,17 @@ import numpy as np
 
 from core.body.tracks import fit_persons, load_body_model
 from core.config import ReconstructionConfig
+from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
-from core.perception.blazepose import observe_clips
+from core.nets.config import NetworksConfig
+from core.nets.pi3x import Pi3X
+from core.perception.blazepose import PerceptionResult, observe_clips
+from core.perception.multihmr_observer import load_multihmr, observe_clips_multihmr
 from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction
 from core.scene.ground import fit_ground, sample_ground
+from core.scene.pi3x_scene import SceneEstimate, estimate_scene, load_pi3x
 from core.types import CameraRig
 
 StageProgress = Callable[[str, float], None]
@@ -32,43 +38,63 @@ _TEXTURE_FRAMES = 3
 
 
 def load_inputs(
-    videos: Sequence[Path], calibration: Path, frames: FrameRange
-) -> tuple[tuple[ClipInfo, ...], CameraRig, np.ndarray]:
-    """Probe the clips, read the calibration and check that they belong together; no decoding yet."""
+    videos: Sequence[Path], calibration: Path | None, frames: FrameRange
+) -> tuple[tuple[ClipInfo, ...], CameraRig | None, np.ndarray]:
+    """Probe the clips, read the calibration (if any) and check that they belong together; no decoding."""
     clips = probe_clips([Path(v) for v in videos])
+    if calibration is None:
+        return clips, None, frames.indices(clips[0].num_frames)
     rig = read_calibration(Path(calibration))
     rig = match_clips(rig, [(c.width, c.height) for c in clips], [c.name for c in clips], Path(calibration))
     return clips, rig, frames.indices(clips[0].num_frames)
 
 
+def check_network_choices(networks: NetworksConfig, calibration: Path | None) -> None:
+    """Refuse combinations that cannot work before anything slow starts."""
+    if calibration is None and networks.scene != "pi3x":
+        raise InputError(
+            "no calibration given: pass the cameras' calibration file, or let Pi3X estimate the cameras "
+            "with --scene pi3x --pi3x-ckpt PATH"
+        )
+    if networks.head_depth == "pi3x" and (networks.scene != "pi3x" or networks.humans != "multihmr"):
+        raise InputError("head depth from Pi3X needs --scene pi3x and --humans multihmr")
+
+
 def reconstruct_from_videos(
     videos: Sequence[Path],
-    calibration: Path,
+    calibration: Path | None,
     frames: FrameRange | None = None,
     config: ReconstructionConfig | None = None,
     progress: StageProgress | None = None,
     model_dir: Path | None = None,
     device: str = "cpu",
 ) -> Reconstruction:
-    """Reconstruct the people (with a body model fitted to each) and a floor seen in synchronized,
-    calibrated clips. ``device`` is where the body model is fitted."""
+    """Reconstruct the people (with a body model fitted to each) and the scene seen in synchronized clips.
+    ``device`` is where the networks run and the body model is fitted; without a calibration, Pi3X
+    (``config.networks.scene``) gives the cameras."""
     config = config or ReconstructionConfig()
+    networks = config.networks
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
     start = time.perf_counter()
+    check_network_choices(networks, calibration)
     clips, cameras, indices = load_inputs(videos, calibration, frames)
+    scene_net = load_pi3x(networks, device) if networks.scene == "pi3x" else None
+    humans_net = load_multihmr(networks, device) if networks.humans == "multihmr" else None
     ingest_seconds = time.perf_counter() - start
     report("ingest", 1.0)
 
+    scene = None
+    if scene_net is not None:
+        start = time.perf_counter()
+        scene = _estimate_scene(scene_net, clips, frames, indices, cameras, networks, device)
+        cameras = scene.cameras
+        del scene_net
+        scene_seconds = time.perf_counter() - start
+        report("scene network", 1.0)
+
     start = time.perf_counter()
-    perception = observe_clips(
-        clips,
-        frames,
-        cameras,
-        config.perception,
-        lambda done, total: report("detection", done / total),
-        model_dir,
-    )
+    perception = _detect(clips, frames, cameras, config, humans_net, scene, report, model_dir, device)
     detection_seconds = time.perf_counter() - start
 
     reconstruction = reconstruct_from_observations(
@@ -88,12 +114,14 @@ def reconstruct_from_videos(
     body_seconds = time.perf_counter() - start
     report("body", 1.0)
     start = time.perf_counter()
-    reconstruction = _add_ground(reconstruction, clips, frames, indices, config)
+    reconstruction = _add_ground(reconstruction, clips, frames, indices, config, scene)
     report("scene", 1.0)
     diagnostics = reconstruction.diagnostics
     seconds = {"ingest": ingest_seconds, "detection": detection_seconds, **diagnostics.stage_seconds}
     seconds["body"] = body_seconds
     seconds["scene"] = time.perf_counter() - start
+    if scene is not None:
+        seconds["scene network"] = scene_seconds
     return replace(
         reconstruction,
         diagnostics=replace(
@@ -107,15 +135,60 @@ def reconstruct_from_videos(
     )
 
 
+def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:
+    """About ``count`` frames spread evenly over the selected ones."""
+    step = max(len(indices) // max(count, 1), 1) * frames.step
+    return FrameRange(int(indices[0]), int(indices[-1]) + 1, step)
+
+
+def _estimate_scene(
+    model: Pi3X,
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    indices: np.ndarray,
+    calibration: CameraRig | None,
+    networks: NetworksConfig,
+    device: str,
+) -> SceneEstimate:
+    """Pi3X on all views of a few frames spread over the range."""
+    scene_range = _spread(indices, frames, networks.scene_frames)
+    chosen, images = [], []
+    for index, views in iter_synchronized(clips, scene_range):
+        chosen.append((index - int(indices[0])) // frames.step)
+        images.append(np.stack(views))
+        if len(images) == networks.scene_frames:
+            break
+    names = [c.name for c in clips] if calibration is None else calibration.names
+    return estimate_scene(model, images, np.asarray(chosen), names, calibration, networks, device)
+
+
+def _detect(clips, frames, cameras, config, humans_net, scene, report, model_dir, device) -> PerceptionResult:
+    """People in every selected frame of every view, by Multi-HMR when loaded, else by BlazePose."""
+    progress = lambda done, total: report("detection", done / total)  # noqa: E731
+    if humans_net is not None:
+        return observe_clips_multihmr(
+            humans_net, clips, frames, cameras, config.networks, scene, progress, device
+        )
+    return observe_clips(clips, frames, cameras, config.perception, progress, model_dir)
+
+
 def _add_ground(
     reconstruction: Reconstruction,
     clips: Sequence[ClipInfo],
     frames: FrameRange,
     indices: np.ndarray,
     config: ReconstructionConfig,
+    scene: SceneEstimate | None = None,
 ) -> Reconstruction:
-    """Fit the floor to the people's feet and colour it from a few frames spread over the range."""
+    """Fit the floor to the people's feet; the scene's points are Pi3X's when it ran (in the engine's
+    scale), else the floor coloured from a few frames spread over the range."""
     plane = fit_ground(reconstruction.persons, config.ground)
+    if scene is not None:
+        factor = reconstruction.diagnostics.scale_factor
+        ground = np.full(4, np.nan) if plane is None else np.append(plane.normal, plane.offset)
+        return replace(
+            reconstruction, points=scene.points * factor, point_colors=scene.colours, ground=ground
+        )
     if plane is None:
         return replace(
             reconstruction,
@@ -124,8 +197,7 @@ def _add_ground(
                 messages=(*reconstruction.diagnostics.messages, "no floor: no person to stand on it"),
             ),
         )
-    step = max(len(indices) // _TEXTURE_FRAMES, 1) * frames.step
-    texture_range = FrameRange(int(indices[0]), int(indices[-1]) + 1, step)
+    texture_range = _spread(indices, frames, _TEXTURE_FRAMES)
     images: list[list[np.ndarray]] = [[] for _ in clips]
     for _, views in iter_synchronized(clips, texture_range):
         for view, image in enumerate(views):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Literal
 
@@ -126,27 +126,52 @@ def demo(out: Path = Path("runs/demo"), seed: int = 0, scale_error: float = 0.8)
 _DEFAULT_CONFIG = ReconstructionConfig()
 
 
+def with_networks(
+    config: ReconstructionConfig,
+    scene: str | None,
+    pi3x_ckpt: Path | None,
+    humans: str | None,
+    mhmr_ckpt: Path | None,
+) -> ReconstructionConfig:
+    """The config with the command line's network choices (the ones given) in place."""
+    chosen = {"scene": scene, "pi3x_ckpt": pi3x_ckpt, "humans": humans, "mhmr_ckpt": mhmr_ckpt}
+    networks = replace(config.networks, **{key: value for key, value in chosen.items() if value is not None})
+    return replace(config, networks=networks)
+
+
 def reconstruct(
     videos: list[Path],
-    calibration: Path,
     out: Path,
+    calibration: Path | None = None,
     frames: str = "::",
     device: Literal["cpu", "cuda"] = "cpu",
+    scene: Literal["calibration", "pi3x"] | None = None,
+    pi3x_ckpt: Path | None = None,
+    humans: Literal["blazepose", "multihmr"] | None = None,
+    mhmr_ckpt: Path | None = None,
     config: ReconstructionConfig = _DEFAULT_CONFIG,
 ) -> None:
-    """Reconstruct the people in synchronized, calibrated clips and save the result to OUT.
+    """Reconstruct the people in synchronized clips and save the result to OUT.
 
     Args:
         videos: One clip per camera, in the calibration's camera order.
-        calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text.
         out: Directory the reconstruction is written to.
+        calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text;
+            optional with --scene pi3x (Pi3X then estimates the cameras).
         frames: Frame range START:STOP:STEP of the clips (Python slice syntax).
-        device: Where the body model is fitted; the embedded detector and the engine run on the CPU.
+        device: Where the networks run and the body model is fitted; the embedded detector and the engine
+            run on the CPU.
+        scene: calibration (a floor from the feet) or pi3x (Pi3X's point maps, and cameras when no
+            calibration is given); default: config.networks.scene.
+        pi3x_ckpt: Your local Pi3X model.safetensors (not shipped: non-commercial, hub-hosted).
+        humans: blazepose (embedded) or multihmr; default: config.networks.humans.
+        mhmr_ckpt: Your local Multi-HMR multiHMR_*.pt (not shipped: non-commercial).
         config: Settings of every stage.
     """
     from core.device import resolve_device
     from core.video_pipeline import reconstruct_from_videos
 
+    config = with_networks(config, scene, pi3x_ckpt, humans, mhmr_ckpt)
     device = resolve_device(device)
     with StageBars() as bars:
         reconstruction = reconstruct_from_videos(
@@ -172,7 +197,7 @@ def example(
         config: Settings of every stage.
     """
     videos, calibration = example_inputs(name)
-    reconstruct(videos, calibration, out or Path("runs") / name, frames, config=config)
+    reconstruct(videos, out or Path("runs") / name, calibration, frames, config=config)
 
 
 def summary(directory: Positional[Path], json: bool = False) -> None:

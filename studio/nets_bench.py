@@ -51,13 +51,13 @@ def write_synthetic_safetensors(path: Path, shapes: Mapping[str, tuple[int, ...]
 
 
 def peak_rss_of(code: str) -> tuple[float, str]:
-    """Peak resident memory (GB) of a fresh Python process running ``code``, and what it printed."""
+    """Peak resident memory (GB, 10⁹ bytes) of a fresh Python process running ``code``, and its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if peak_kb <= before:
         raise RuntimeError("a previous child process used more memory; run the load benchmark alone")
-    return peak_kb / 1024**2, completed.stdout.strip()
+    return peak_kb * 1024 / 1e9, completed.stdout.strip()
 
 
 def timed(run: Callable[[], object], device: str, repeats: int) -> tuple[float, float]:

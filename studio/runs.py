@@ -56,6 +56,16 @@ class RunSettings:
     body_model: Literal["anny", "smplx", "none"] = "anny"
     smplx_dir: str = ""
     """Folder of the user's SMPL-X files (for ``smplx``)."""
+    scene: Literal["calibration", "pi3x"] = "calibration"
+    """Scene prior: the calibration (and a floor), or Pi3X point maps (and cameras without calibration)."""
+    pi3x_ckpt: str = ""
+    """Path of the user's Pi3X ``model.safetensors`` (for ``pi3x``)."""
+    humans: Literal["blazepose", "multihmr"] = "blazepose"
+    """Human prior: the embedded BlazePose, or Multi-HMR."""
+    mhmr_ckpt: str = ""
+    """Path of the user's Multi-HMR ``multiHMR_*.pt`` (for ``multihmr``)."""
+    head_depth: Literal["network", "pi3x"] = "network"
+    """Multi-HMR heads at their own depth, or at Pi3X's depth of their pixel."""
 
     def config(self) -> ReconstructionConfig:
         base = ReconstructionConfig()
@@ -74,7 +84,21 @@ class RunSettings:
             ),
             scale=replace(base.scale, mode=self.scale_mode, fixed_factor=self.fixed_factor),
             body=BodyConfig(model=self.body_model, smplx=smplx),
+            networks=replace(
+                base.networks,
+                scene=self.scene,
+                pi3x_ckpt=Path(self.pi3x_ckpt) if self.pi3x_ckpt else None,
+                humans=self.humans,
+                mhmr_ckpt=Path(self.mhmr_ckpt) if self.mhmr_ckpt else None,
+                head_depth=self.head_depth,
+            ),
         )
+
+    def device(self) -> str:
+        """The networks and the body fit run on the GPU when there is one."""
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)
@@ -116,11 +140,11 @@ def run_synthetic(settings: RunSettings, progress: Progress, frames: int = 100, 
 def run_clips(
     videos: Sequence[Path], calibration: Path | None, settings: RunSettings, progress: Progress
 ) -> RunResult:
-    """The user's clips (one per camera, in the calibration's camera order)."""
-    if calibration is None:
-        raise InputError("a calibration file is needed (Pi3X, which recovers cameras, comes with issue 6)")
+    """The user's clips (one per camera, in the calibration's camera order; no calibration with Pi3X)."""
     frames = FrameRange.parse(settings.frames)
-    reconstruction = reconstruct_from_videos(videos, calibration, frames, settings.config(), progress)
+    reconstruction = reconstruct_from_videos(
+        videos, calibration, frames, settings.config(), progress, device=settings.device()
+    )
     return RunResult(reconstruction)
 
 

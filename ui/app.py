@@ -188,6 +188,18 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
                             ["anny", "smplx", "none"], value=d.body_model, label="Body model"
                         )
                         smplx_dir = gr.Textbox("", label="SMPL-X model folder (for smplx)")
+                    with gr.Accordion("Networks (your own checkpoints; GPU when present)", open=False):
+                        scene_prior = gr.Radio(
+                            ["calibration", "pi3x"],
+                            value=d.scene,
+                            label="Scene (pi3x: no calibration)",
+                        )
+                        pi3x_ckpt = gr.Textbox("", label="Pi3X model.safetensors path")
+                        humans = gr.Radio(["blazepose", "multihmr"], value=d.humans, label="People")
+                        mhmr_ckpt = gr.Textbox("", label="Multi-HMR multiHMR_*.pt path")
+                        head_depth = gr.Radio(
+                            ["network", "pi3x"], value=d.head_depth, label="Multi-HMR head depth"
+                        )
                     with gr.Row():
                         run = gr.Button("Run", variant="primary", elem_id="run")
                         cancel = gr.Button("Cancel")
@@ -227,7 +239,8 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             comparison_viewer = gr.HTML()
 
         settings = [position_weight, pose_weight, ray_weight, gate, missed, scale_mode, fixed_factor]
-        settings += [threshold, frames, body_model, smplx_dir]
+        settings += [threshold, frames, body_model, smplx_dir, scene_prior, pi3x_ckpt, humans, mhmr_ckpt]
+        settings += [head_depth]
         shown = [status, results, viewer, person, frame, session_dir]
 
         def shown_outputs(session: Session, note: str, request) -> tuple:
@@ -259,6 +272,11 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             frame_range,
             body,
             smplx_folder,
+            scene_choice,
+            pi3x_path,
+            humans_choice,
+            mhmr_path,
+            head_depth_choice,
             request: gr.Request,
         ) -> Iterator:
             run_settings = RunSettings(
@@ -273,6 +291,11 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
                 frames=frame_range,
                 body_model=body,
                 smplx_dir=smplx_folder or "",
+                scene=scene_choice,
+                pi3x_ckpt=(pi3x_path or "").strip(),
+                humans=humans_choice,
+                mhmr_ckpt=(mhmr_path or "").strip(),
+                head_depth=head_depth_choice,
             )
 
             def work(progress):

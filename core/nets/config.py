@@ -35,7 +35,5 @@ class NetworksConfig:
     """Multi-HMR's head-detection score threshold."""
     nms_kernel: int = 3
     """Side of Multi-HMR's max-pool non-maximum suppression on the detection map (1: none)."""
-    fov_degrees: float = 60.0
-    """Field of view Multi-HMR assumes when a view has no intrinsics (no calibration and no Pi3X)."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """auto: bf16 autocast on a GPU that supports it (else fp16), fp32 on the CPU."""

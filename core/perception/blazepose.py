@@ -136,7 +136,7 @@ def observe_clips(
         if progress:
             progress(step + 1, len(indices))
     observations = _to_observations(rows, cameras)
-    return PerceptionResult(observations, _clip_messages(clips, health, observations))
+    return PerceptionResult(observations, clip_messages(clips, health, observations))
 
 
 def _to_observations(rows: _Rows, cameras: CameraRig) -> Observations:
@@ -177,7 +177,7 @@ def _to_observations(rows: _Rows, cameras: CameraRig) -> Observations:
     )
 
 
-def _clip_messages(
+def clip_messages(
     clips: Sequence[ClipInfo], health: Sequence[ClipHealth], observations: Observations
 ) -> tuple[str, ...]:
     """Say which clips look broken and which saw nobody, naming the files."""

@@ -1,0 +1,153 @@
+"""The Multi-HMR human backend: per view and frame, each detected head becomes one Observation.
+
+Multi-HMR gives, per person, the head's pixel and camera-frame position and SMPL-X-layout rotations.
+The body is posed with the studio's skeleton from those rotations (no SMPL-X file needed), hung from the
+head, and projected for the 2D evidence; the backbone token at the head's cell is the appearance.
+With ``head_depth="pi3x"`` the head sits at the Pi3X depth of its pixel instead of Multi-HMR's own
+depth: CHROMM's depth residual with a zero residual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from core.errors import InputError
+from core.geometry import project_points
+from core.io.video import ClipHealth, ClipInfo, FrameRange, iter_synchronized
+from core.nets.config import NetworksConfig
+from core.nets.multihmr import MultiHMR
+from core.nets.multihmr_io import multihmr_input, square_intrinsics
+from core.nets.runtime import inference
+from core.perception.blazepose import PerceptionResult, clip_messages
+from core.scene.pi3x_scene import SceneEstimate
+from core.skeleton import HEAD, JOINT_NAMES, SHAPE_DIM, canonical_joints, forward_kinematics
+from core.types import CameraRig, Observations
+
+BODY_JOINTS = 21
+"""SMPL-X body joints after the root; Multi-HMR's 53 rotations then go on with hands and jaw."""
+
+
+def load_multihmr(config: NetworksConfig, device: str) -> MultiHMR:
+    """The user's Multi-HMR checkpoint, strictly loaded; a clear error when it is missing or wrong."""
+    from core.nets.checkpoints import MULTIHMR_IGNORED_PREFIX, load_pickled_model
+
+    if config.mhmr_ckpt is None:
+        raise InputError(
+            "--humans multihmr needs a Multi-HMR checkpoint: download multiHMR_896_L.pt from the "
+            "naver/multi-hmr release page (non-commercial licence) and pass --mhmr-ckpt PATH"
+        )
+    return load_pickled_model(
+        config.mhmr_ckpt,
+        "Multi-HMR",
+        "--mhmr-ckpt",
+        MultiHMR.from_key_shapes,
+        device,
+        ignored_prefix=MULTIHMR_IGNORED_PREFIX,
+    )
+
+
+def detect_views(
+    model: MultiHMR,
+    images: Sequence[np.ndarray],
+    cameras: CameraRig,
+    config: NetworksConfig,
+    device: str,
+) -> dict[str, np.ndarray]:
+    """Multi-HMR on every view of one frame in one batch; positions in original pixels, float64."""
+    squares, maps = zip(*(multihmr_input(image[None], model.image_size) for image in images), strict=True)
+    K = np.stack([square_intrinsics(m, cameras.K[v]) for v, m in enumerate(maps)])
+    with inference(device, config.precision):
+        out = model.detect(
+            torch.cat(squares).to(device),
+            torch.as_tensor(K, dtype=torch.float32, device=device),
+            config.detection_threshold,
+            config.nms_kernel,
+        )
+    out = {
+        key: value.float().cpu().numpy().astype(np.float64)
+        for key, value in out.items()
+        if key != "score_map"
+    }
+    view = out["image"].astype(np.int64)
+    loc = np.empty_like(out["loc"])
+    for v, pixel_map in enumerate(maps):
+        loc[view == v] = pixel_map.to_original(out["loc"][view == v])
+    return {**out, "view": view, "loc": loc}
+
+
+def to_observations(
+    people: dict[str, np.ndarray],
+    frame: np.ndarray,
+    cameras: CameraRig,
+    scene: SceneEstimate | None,
+    config: NetworksConfig,
+) -> Observations:
+    """Observations of detected people (any frames and views at once), batched over persons."""
+    view = people["view"]
+    count = len(view)
+    rotmat = people["rotmat"][:, : 1 + BODY_JOINTS]
+    rotvec = Rotation.from_matrix(rotmat.reshape(-1, 3, 3)).as_rotvec().reshape(*rotmat.shape[:2], 3)
+    global_orient, body_pose = rotvec[:, 0], rotvec[:, 1:]
+    head = people["transl"]
+    if config.head_depth == "pi3x":
+        if scene is None:
+            raise InputError("head depth from Pi3X needs --scene pi3x")
+        depth = scene.depth_at(frame, view, people["loc"])
+        head = head / head[:, 2:3] * depth[:, None]
+    shape = np.zeros((count, SHAPE_DIM))
+    posed = forward_kinematics(global_orient, body_pose, shape, np.zeros((count, 3)))
+    pelvis = head - posed[:, HEAD]
+    joints = posed + pelvis[:, None]
+    identity = np.broadcast_to(np.eye(3), (count, 3, 3))
+    keypoints = project_points(joints, cameras.K[view], cameras.dist[view], identity, np.zeros((count, 3)))
+    margin = 0.1 * (keypoints.max(axis=1) - keypoints.min(axis=1)).max(axis=-1, keepdims=True)
+    token = people["token"]
+    return Observations(
+        view=view,
+        frame=np.asarray(frame, dtype=np.int64),
+        score=people["scores"],
+        bbox=np.concatenate([keypoints.min(axis=1) - margin, keypoints.max(axis=1) + margin], axis=1),
+        keypoints2d=keypoints,
+        keypoint_confidence=np.repeat(people["scores"][:, None], len(JOINT_NAMES), axis=1),
+        head2d=people["loc"],
+        pelvis2d=keypoints[:, 0],
+        position_cam=pelvis,
+        global_orient_cam=global_orient,
+        body_pose=body_pose,
+        shape=shape,
+        canonical_pose=canonical_joints(body_pose, shape),
+        embedding=token / np.maximum(np.linalg.norm(token, axis=1, keepdims=True), 1e-12),
+        keypoint_names=JOINT_NAMES,
+        shape_model="skeleton",
+    )
+
+
+def observe_clips_multihmr(
+    model: MultiHMR,
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    cameras: CameraRig,
+    config: NetworksConfig,
+    scene: SceneEstimate | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    device: str = "cpu",
+) -> PerceptionResult:
+    """Run Multi-HMR over the selected frames of all clips; frame k of the result is the k-th frame."""
+    total = len(frames.indices(clips[0].num_frames))
+    health = [ClipHealth() for _ in clips]
+    batches, frame_of = [], []
+    for step, (_, images) in enumerate(iter_synchronized(clips, frames)):
+        for state, image in zip(health, images, strict=True):
+            state.observe(image)
+        people = detect_views(model, images, cameras, config, device)
+        batches.append(people)
+        frame_of.append(np.full(len(people["view"]), step))
+        if progress:
+            progress(step + 1, total)
+    people = {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+    observations = to_observations(people, np.concatenate(frame_of), cameras, scene, config)
+    return PerceptionResult(observations, clip_messages(clips, health, observations))

@@ -1,0 +1,112 @@
+"""The Pi3X scene backend: cameras, a coloured point cloud and per-view depth from the views alone.
+
+Pi3X sees all views of a frame at once and answers in the first view's camera frame (OpenCV axes,
+metric-ish scale). With a calibration, its cameras are matched to the calibrated ones by a similarity
+and everything it says is carried into the calibrated world; without one, its cameras are the run's
+cameras, turned so that the cameras' mean "up" is the world's +z (the studio's convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Float, UInt8
+from scipy.spatial.transform import Rotation
+
+from core.errors import InputError
+from core.nets.config import NetworksConfig
+from core.nets.image_map import PixelMap
+from core.nets.pi3x import Pi3X
+from core.nets.pi3x_align import Similarity, align_rigs
+from core.nets.pi3x_io import coloured_points, depth_maps, intrinsics_from_rays, pi3x_cameras, pi3x_input
+from core.nets.runtime import inference
+from core.types import CameraRig
+
+
+@dataclass(frozen=True)
+class SceneEstimate:
+    """What Pi3X says about the scene, in the run's world frame (metres once scaled by the engine)."""
+
+    cameras: CameraRig
+    points: Float[np.ndarray, "M 3"]
+    colours: UInt8[np.ndarray, "M 3"]
+    depth: Float[np.ndarray, "F V h w"]
+    """Per scene frame and view, z-depth on the Pi3X grid, in world units."""
+    frames: np.ndarray
+    """Which of the run's frames (0-based in the selected range) each depth map is of."""
+    pixel_map: PixelMap
+    """Original pixels ↔ Pi3X grid pixels (all views share one size)."""
+
+    def depth_at(
+        self, frame: np.ndarray, view: np.ndarray, pixels: Float[np.ndarray, "N 2"]
+    ) -> Float[np.ndarray, " N"]:
+        """Depth at original-image pixels of given frames and views, from the nearest scene frame."""
+        nearest = np.abs(self.frames[None, :] - np.asarray(frame)[:, None]).argmin(axis=1)
+        grid = np.rint(self.pixel_map.to_network(np.asarray(pixels, dtype=float))).astype(np.int64)
+        height, width = self.depth.shape[-2:]
+        col, row = np.clip(grid[:, 0], 0, width - 1), np.clip(grid[:, 1], 0, height - 1)
+        return self.depth[nearest, view, row, col]
+
+
+def upright(rig: CameraRig) -> Similarity:
+    """The rotation turning the cameras' mean up direction (−y of each OpenCV camera) to world +z."""
+    up = -rig.R[:, 1, :].mean(axis=0)
+    rotation, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [up])
+    return Similarity(scale=1.0, R=rotation.as_matrix(), t=np.zeros(3))
+
+
+def estimate_scene(
+    model: Pi3X,
+    scene_frames: Sequence[UInt8[np.ndarray, "V H W 3"]],
+    frame_indices: np.ndarray,
+    names: Sequence[str],
+    calibration: CameraRig | None,
+    config: NetworksConfig,
+    device: str = "cpu",
+) -> SceneEstimate:
+    """Run Pi3X on all views of each scene frame; cameras from the first, points and depth from all."""
+    sizes = {frame.shape[1:3] for frame in scene_frames}
+    if len(sizes) != 1:
+        raise InputError(f"Pi3X needs clips of one size; these differ: {sorted(sizes)}")
+    points, colours, depths = [], [], []
+    to_world: Similarity | None = None
+    cameras = calibration
+    for frames in scene_frames:
+        images, pixel_map = pi3x_input(frames)
+        with inference(device, config.precision):
+            out = model(images.to(device))
+        out = {key: value[0].float().cpu().numpy() for key, value in out.items()}
+        if to_world is None:
+            intrinsics = intrinsics_from_rays(out["local_points"])
+            rig = pi3x_cameras(out["camera_poses"], intrinsics, pixel_map, names)
+            to_world = upright(rig) if calibration is None else align_rigs(rig, calibration)
+            cameras = to_world.rig(rig) if calibration is None else calibration
+        frame_points, frame_colours = coloured_points(
+            out["points"], out["conf"], frames, config.min_point_confidence
+        )
+        points.append(to_world.points(frame_points))
+        colours.append(frame_colours)
+        depths.append(to_world.depth(depth_maps(out["local_points"])))
+    all_points, all_colours = np.concatenate(points), np.concatenate(colours)
+    if len(all_points) > config.max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(all_points), config.max_points, replace=False))
+        all_points, all_colours = all_points[keep], all_colours[keep]
+    return SceneEstimate(
+        cameras, all_points, all_colours, np.stack(depths), np.asarray(frame_indices), pixel_map
+    )
+
+
+def load_pi3x(config: NetworksConfig, device: str) -> Pi3X:
+    """The user's Pi3X checkpoint, strictly loaded; a clear error when it is missing or wrong."""
+    from core.nets.checkpoints import load_safetensors_model
+
+    if config.pi3x_ckpt is None:
+        raise InputError(
+            "--scene pi3x needs the Pi3X checkpoint: download model.safetensors from the yyfz/Pi3X model "
+            "page (5.4 GB, non-commercial licence) and pass --pi3x-ckpt PATH"
+        )
+    with torch.no_grad():
+        return load_safetensors_model(config.pi3x_ckpt, "Pi3X", "--pi3x-ckpt", Pi3X.from_key_shapes, device)
