@@ -92,7 +92,8 @@ def _frame_models(depth: str, mhmr_size: str, mhmr_resolution: int) -> tuple[nn.
 
 def run_frame_bench(settings, device: str) -> dict:
     """Time Pi3X on all views of one frame and Multi-HMR on each view's image (batched), in the run's
-    precision; ``settings`` is the ``nets bench`` command."""
+    precision; ``settings`` is the ``nets bench`` command. Peak GPU memory per part (nan on the CPU)
+    and the process's peak resident memory."""
     from core.nets.pi3x_io import pi3x_size
     from core.nets.runtime import autocast_dtype, inference
 
@@ -140,6 +141,7 @@ def run_frame_bench(settings, device: str) -> dict:
         "pi3x_peak_gb": scene_memory,
         "multihmr_peak_gb": humans_memory,
         "frame_peak_gb": both_memory,
+        "cpu_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
     }
 
 
