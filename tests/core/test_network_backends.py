@@ -75,9 +75,19 @@ def _clips():
 
 
 @needs_clips
-def test_without_calibration_pi3x_gives_upright_cameras_and_coloured_points(checkpoints, tmp_path):
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")],
+        ),
+    ],
+)
+def test_without_calibration_pi3x_gives_upright_cameras_and_coloured_points(checkpoints, tmp_path, device):
     config = _networks(checkpoints, head_depth="pi3x", detection_threshold=0.5)
-    result = reconstruct_from_videos(_clips(), None, FrameRange(0, 2), config)
+    result = reconstruct_from_videos(_clips(), None, FrameRange(0, 2), config, device=device)
     result.save(tmp_path / "run")
     saved = Reconstruction.load(tmp_path / "run")
     assert saved.cameras.names == ("cam01", "cam02", "cam03", "cam04")

@@ -136,3 +136,30 @@ def test_view_plane_uv_spans_the_unit_half_diagonal_at_pixel_centres():
     assert torch.allclose(uv[:, 0, 0], torch.tensor([-0.8 * 3 / 4, -0.6 * 2 / 3], dtype=torch.float64))
     assert torch.allclose(uv[:, -1, -1], torch.tensor([0.8 * 3 / 4, 0.6 * 2 / 3], dtype=torch.float64))
     assert torch.equal(uv[0, 0], uv[0, 2]) and torch.equal(uv[1, :, 0], uv[1, :, 3])
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")],
+        ),
+    ],
+)
+def test_bfloat16_autocast_keeps_the_outputs_float32_and_close(tiny_state, device):
+    with torch.device("meta"):
+        model = Pi3X.from_key_shapes(TINY_KEYS)
+    model.load_state_dict(tiny_state, strict=True, assign=True)
+    model = model.eval().to(device)
+    images = torch.from_numpy(FIXTURE_ARRAYS["input.imgs"]).to(device)
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
+        mixed = model(images)
+    for name in ("points", "local_points", "conf", "camera_poses", "metric"):
+        assert mixed[name].dtype == torch.float32, name
+    rotations = mixed["camera_poses"][..., :3, :3]
+    identity = torch.eye(3, device=device).expand_as(rotations)
+    assert torch.allclose(rotations @ rotations.transpose(-1, -2), identity, atol=1e-5)
+    exact = torch.from_numpy(FIXTURE_ARRAYS["out.points"])
+    assert torch.allclose(mixed["points"].cpu(), exact, atol=1e-2)
