@@ -18,6 +18,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from core.cache import cache_root
 from core.errors import InputError
 
 Model = TypeVar("Model", bound=nn.Module)
@@ -70,6 +71,19 @@ def build_from_keys(
     if mismatch:
         raise CheckpointError(mismatch)
     return model
+
+
+def checkpoint_directory() -> Path:
+    """Where checkpoints not given by path are looked for: ``$CHROMM_CACHE_DIR/checkpoints/<network>/``."""
+    return cache_root() / "checkpoints"
+
+
+def find_checkpoint(given: Path | None, folder: str, pattern: str) -> Path | None:
+    """The checkpoint given, else the first file matching ``pattern`` in the network's checkpoint folder."""
+    if given is not None:
+        return Path(given).expanduser()
+    found = sorted((checkpoint_directory() / folder).glob(pattern))
+    return found[0] if found else None
 
 
 def _require_file(path: Path, network: str, flag: str) -> Path:

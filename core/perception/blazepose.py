@@ -11,7 +11,6 @@ is engine observations: 2D landmarks, head and pelvis points, an appearance embe
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from jaxtyping import Float
 from scipy.spatial.transform import Rotation
 
+from core.cache import cache_root
 from core.io.video import ClipHealth, ClipInfo, FrameRange, iter_synchronized
 from core.keypoints import BLAZEPOSE_NAMES
 from core.perception.appearance import EMBEDDING_DIM, colour_embeddings
@@ -37,8 +37,7 @@ LANDMARK_FILE = "pose_landmark_full.tflite"
 
 def model_directory() -> Path:
     """Where ``python -m studio assets`` puts the models: $CHROMM_CACHE_DIR/models (default ~/.cache)."""
-    root = os.environ.get("CHROMM_CACHE_DIR") or Path.home() / ".cache" / "chromm-studio"
-    return Path(root) / "models"
+    return cache_root() / "models"
 
 
 @dataclass

@@ -32,16 +32,24 @@ BODY_JOINTS = 21
 
 
 def load_multihmr(config: NetworksConfig, device: str) -> MultiHMR:
-    """The user's Multi-HMR checkpoint, strictly loaded; a clear error when it is missing or wrong."""
-    from core.nets.checkpoints import MULTIHMR_IGNORED_PREFIX, load_pickled_model
+    """The user's Multi-HMR checkpoint (given, or found in the checkpoint folder), strictly loaded; a
+    clear error when it is missing or wrong."""
+    from core.nets.checkpoints import (
+        MULTIHMR_IGNORED_PREFIX,
+        checkpoint_directory,
+        find_checkpoint,
+        load_pickled_model,
+    )
 
-    if config.mhmr_ckpt is None:
+    path = find_checkpoint(config.mhmr_ckpt, "multihmr", "multiHMR_*.pt")
+    if path is None:
         raise InputError(
-            "--humans multihmr needs a Multi-HMR checkpoint: download multiHMR_896_L.pt from the "
-            "naver/multi-hmr release page (non-commercial licence) and pass --mhmr-ckpt PATH"
+            "--humans multihmr needs a Multi-HMR checkpoint: download multiHMR_896_L.pt from the naver/"
+            f"multi-hmr release page (non-commercial licence) into {checkpoint_directory() / 'multihmr'}, or "
+            "pass --mhmr-ckpt PATH"
         )
     return load_pickled_model(
-        config.mhmr_ckpt,
+        path,
         "Multi-HMR",
         "--mhmr-ckpt",
         MultiHMR.from_key_shapes,

@@ -67,23 +67,24 @@ def estimate_scene(
     config: NetworksConfig,
     device: str = "cpu",
 ) -> SceneEstimate:
-    """Run Pi3X on all views of each scene frame; cameras from the first, points and depth from all."""
+    """Run Pi3X on all views of each scene frame; cameras from the calibration or else the first frame,
+    points and depth from all, each frame's answer carried into the world by its own similarity."""
     sizes = {frame.shape[1:3] for frame in scene_frames}
     if len(sizes) != 1:
         raise InputError(f"Pi3X needs clips of one size; these differ: {sorted(sizes)}")
     points, colours, depths = [], [], []
-    to_world: Similarity | None = None
     cameras = calibration
     for frames in scene_frames:
         images, pixel_map = pi3x_input(frames)
         with inference(device, config.precision):
             out = model(images.to(device))
         out = {key: value[0].float().cpu().numpy() for key, value in out.items()}
-        if to_world is None:
-            intrinsics = intrinsics_from_rays(out["local_points"])
-            rig = pi3x_cameras(out["camera_poses"], intrinsics, pixel_map, names)
-            to_world = upright(rig) if calibration is None else align_rigs(rig, calibration)
-            cameras = to_world.rig(rig) if calibration is None else calibration
+        rig = pi3x_cameras(out["camera_poses"], intrinsics_from_rays(out["local_points"]), pixel_map, names)
+        if cameras is None:  # the first frame's cameras, upright, are the world
+            to_world = upright(rig)
+            cameras = to_world.rig(rig)
+        else:  # each Pi3X call has its own frame and scale: matched to the world's cameras
+            to_world = align_rigs(rig, cameras)
         frame_points, frame_colours = coloured_points(
             out["points"], out["conf"], frames, config.min_point_confidence
         )
@@ -100,13 +101,16 @@ def estimate_scene(
 
 
 def load_pi3x(config: NetworksConfig, device: str) -> Pi3X:
-    """The user's Pi3X checkpoint, strictly loaded; a clear error when it is missing or wrong."""
-    from core.nets.checkpoints import load_safetensors_model
+    """The user's Pi3X checkpoint (given, or found in the checkpoint folder), strictly loaded; a clear
+    error when it is missing or wrong."""
+    from core.nets.checkpoints import checkpoint_directory, find_checkpoint, load_safetensors_model
 
-    if config.pi3x_ckpt is None:
+    path = find_checkpoint(config.pi3x_ckpt, "pi3x", "*.safetensors")
+    if path is None:
         raise InputError(
             "--scene pi3x needs the Pi3X checkpoint: download model.safetensors from the yyfz/Pi3X model "
-            "page (5.4 GB, non-commercial licence) and pass --pi3x-ckpt PATH"
+            f"page (5.4 GB, non-commercial licence) into {checkpoint_directory() / 'pi3x'}, "
+            "or pass --pi3x-ckpt PATH"
         )
     with torch.no_grad():
-        return load_safetensors_model(config.pi3x_ckpt, "Pi3X", "--pi3x-ckpt", Pi3X.from_key_shapes, device)
+        return load_safetensors_model(path, "Pi3X", "--pi3x-ckpt", Pi3X.from_key_shapes, device)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from scipy.spatial.transform import Rotation
 
 from core.config import ReconstructionConfig
 from core.errors import InputError
@@ -23,9 +24,9 @@ from core.nets.config import NetworksConfig
 from core.nets.image_map import PixelMap
 from core.nets.multihmr import MultiHMR
 from core.nets.pi3x import Pi3X
-from core.perception.multihmr_observer import to_observations
+from core.perception.multihmr_observer import load_multihmr, to_observations
 from core.reconstruction import Reconstruction
-from core.scene.pi3x_scene import SceneEstimate, upright
+from core.scene.pi3x_scene import SceneEstimate, estimate_scene, load_pi3x, upright
 from core.skeleton import HEAD
 from core.types import Camera, CameraRig
 from core.video_pipeline import reconstruct_from_videos
@@ -204,3 +205,64 @@ def test_upright_turns_the_cameras_mean_up_to_world_z():
     rig = CameraRig((_camera(np.eye(3), R=tilt), _camera(np.eye(3), R=tilt)))
     turned = upright(rig).rig(rig)
     np.testing.assert_allclose(-turned.R[:, 1, :], [[0, 0, 1], [0, 0, 1]], atol=1e-12)
+
+
+def test_checkpoints_are_found_in_the_cache_folder_when_not_given(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHROMM_CACHE_DIR", str(tmp_path))
+    with pytest.raises(InputError, match=f"into {tmp_path / 'checkpoints' / 'pi3x'}, or pass --pi3x-ckpt"):
+        load_pi3x(NetworksConfig(scene="pi3x"), "cpu")
+    with pytest.raises(InputError, match="checkpoints/multihmr, or pass --mhmr-ckpt"):
+        load_multihmr(NetworksConfig(humans="multihmr"), "cpu")
+    (tmp_path / "checkpoints" / "pi3x").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "multihmr").mkdir()
+    (tmp_path / "checkpoints" / "pi3x" / "model.safetensors").symlink_to(checkpoints[0])
+    (tmp_path / "checkpoints" / "multihmr" / "multiHMR_224_S.pt").symlink_to(checkpoints[1])
+    assert isinstance(load_pi3x(NetworksConfig(scene="pi3x"), "cpu"), Pi3X)
+    assert load_multihmr(NetworksConfig(humans="multihmr"), "cpu").image_size == 224
+
+
+class _KnownScene(torch.nn.Module):
+    """Stands in for Pi3X with exact answers: a fronto-parallel wall 2 units before each of two cameras,
+    seen by call k in its own frame, the first call's frame turned by ``turns[k]`` and scaled by
+    ``scales[k]``, as separate Pi3X calls would answer."""
+
+    def __init__(self, turns, scales):
+        super().__init__()
+        self.turns, self.scales, self.calls = turns, scales, 0
+
+    def forward(self, images):
+        _, views, _, height, width = images.shape
+        focal, cx, cy = 30.0, (width - 1) / 2, (height - 1) / 2
+        v, u = np.mgrid[0:height, 0:width].astype(float)
+        local = np.stack([(u - cx) / focal * 2, (v - cy) / focal * 2, np.full(u.shape, 2.0)], axis=-1)
+        base_poses = np.stack([np.eye(4), np.eye(4)])
+        base_poses[1, :3, 3] = [1.0, 0.0, 0.0]
+        turn, scale = Rotation.from_rotvec(self.turns[self.calls]).as_matrix(), self.scales[self.calls]
+        self.calls += 1
+        poses = base_poses.copy()
+        poses[:, :3, :3] = turn @ base_poses[:, :3, :3]
+        poses[:, :3, 3] = scale * (turn @ base_poses[:, :3, 3].T).T
+        local = np.broadcast_to(local * scale, (views, height, width, 3))
+        points = np.einsum("vij,vhwj->vhwi", poses[:, :3, :3], local) + poses[:, None, None, :3, 3]
+        as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)[None]  # noqa: E731
+        return {
+            "points": as_tensor(points),
+            "local_points": as_tensor(local),
+            "conf": torch.full((1, views, height, width, 1), 3.0),
+            "camera_poses": as_tensor(poses),
+            "metric": torch.ones(1),
+        }
+
+
+def test_each_scene_frame_is_carried_into_the_first_frames_world_by_its_own_similarity():
+    frames = [np.zeros((2, 56, 70, 3), np.uint8)] * 2
+    model = _KnownScene([np.zeros(3), np.array([0.2, -0.5, 0.3])], [1.0, 2.5])
+    config = NetworksConfig(min_point_confidence=0.5, max_points=10**7)
+    scene = estimate_scene(model, frames, np.array([0, 7]), ["a", "b"], None, config)
+    first, second = np.split(scene.points, 2)
+    np.testing.assert_allclose(second, first, atol=1e-4)
+    np.testing.assert_allclose(scene.depth[1], scene.depth[0], atol=1e-4)
+    np.testing.assert_allclose(scene.depth[0], 2.0, atol=1e-5)
+    # The world is the first frame's, turned upright: its cameras look along the world's horizontal.
+    np.testing.assert_allclose(-scene.cameras.R[:, 1, :], [[0, 0, 1], [0, 0, 1]], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(scene.cameras.centers[1] - scene.cameras.centers[0]), 1.0)
