@@ -20,6 +20,10 @@ from PIL import Image
 
 from core.errors import InputError
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""The normalisation both networks were trained with (Pi3X applies it inside its forward)."""
+
 __all__ = ["NetIOError", "PixelMap", "check_frames", "resize_frames"]
 
 

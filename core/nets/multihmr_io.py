@@ -17,32 +17,31 @@ the 2D outputs need mapping back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 from jaxtyping import Float, UInt8
 from PIL import Image
 
-from core.nets.image_map import NetIOError, PixelMap, check_frames, resize_frames
+from core.nets.image_map import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NetIOError,
+    PixelMap,
+    check_frames,
+    resize_frames,
+)
 
 __all__ = [
     "DEFAULT_FOV_DEG",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "PIXEL_OUTPUTS",
     "multihmr_input",
-    "outputs_to_original",
     "square_intrinsics",
     "square_pixel_map",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_FOV_DEG = 60.0
 """Field of view across the square the demo assumes when no intrinsics are known."""
-PIXEL_OUTPUTS = ("loc", "j2d", "v2d")
-"""Multi-HMR outputs that are positions in square pixels."""
 _PATCH_SIZE = 14
 _RESAMPLE = Image.Resampling.BICUBIC
 
@@ -111,9 +110,3 @@ def square_intrinsics(
     side = pixel_map.network_size[0]
     focal = side / (2.0 * np.tan(np.radians(fov_deg) / 2.0))
     return np.array([[focal, 0.0, side // 2], [0.0, focal, side // 2], [0.0, 0.0, 1.0]])
-
-
-def outputs_to_original(outputs: Mapping[str, np.ndarray], pixel_map: PixelMap) -> dict[str, np.ndarray]:
-    """Multi-HMR outputs with their square-pixel positions (:data:`PIXEL_OUTPUTS`) moved to original pixels;
-    the rest (camera-frame ``transl``, joints, vertices, pose, shape, scores) is returned unchanged."""
-    return {name: pixel_map.to_original(v) if name in PIXEL_OUTPUTS else v for name, v in outputs.items()}

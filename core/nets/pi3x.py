@@ -17,14 +17,13 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
 
+from core.nets.image_map import IMAGENET_MEAN, IMAGENET_STD
 from core.nets.pi3x_decoders import HEAD_DIM, ContextDecoder, HeadDecoder, decoder_block
 from core.nets.pi3x_heads import CameraHead, ConvHead, pose_matrix
 from core.nets.rope2d import RoPE2D, token_positions
 from core.nets.vit import DinoV2, PatchEmbed
 
 PATCH_SIZE = 14
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_LOG_DEPTH = 15.0
 """Raw log-depth is clamped here before ``exp`` so that an untrained or extreme output stays finite."""
 

@@ -12,7 +12,6 @@ from core.nets.multihmr_io import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     multihmr_input,
-    outputs_to_original,
     square_intrinsics,
     square_pixel_map,
 )
@@ -215,21 +214,6 @@ def test_multihmr_default_intrinsics():
     np.testing.assert_allclose(
         K_original, _K(focal * 1920 / 896, focal * 1080 / 504, 959.5, 539.5), rtol=1e-12
     )
-
-
-def test_multihmr_outputs_to_original():
-    pixel_map = square_pixel_map(640, 480, 448)
-    original = np.array([[[10.0, 20.0], [630.0, 470.0]]])
-    transl = np.array([[0.1, 0.2, 3.0]])
-    outputs = {
-        "loc": pixel_map.to_network(original[:, 0]),
-        "j2d": pixel_map.to_network(original),
-        "transl": transl,
-    }
-    mapped = outputs_to_original(outputs, pixel_map)
-    np.testing.assert_allclose(mapped["loc"], original[:, 0], atol=1e-9)
-    np.testing.assert_allclose(mapped["j2d"], original, atol=1e-9)
-    assert mapped["transl"] is transl
 
 
 # --- Pi3X outputs ---------------------------------------------------------------------------------------
