@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError
+from core.nets.checkpoints import build_from_keys
 from core.nets.fill import filled_state_dict
 from core.nets.tolerances import NOT_COMPARED, excess, tolerance
 
@@ -115,9 +116,9 @@ def check_fixture(
         for name, a in arrays.items()
         if name.startswith("buffer.")
     }
-    model = network.build(shapes)
+    model = build_from_keys(keys, network.name, network.build, shapes)
     try:
-        model.load_state_dict(filled_state_dict(shapes, kept), strict=True)
+        model.load_state_dict(filled_state_dict(shapes, kept), strict=True, assign=True)
     except KeyError as error:
         raise InputError(f"{fixture}: {error.args[0]}") from None
     ours = network.run(model.eval(), arrays, smplx)

@@ -49,7 +49,7 @@ def describe_key_mismatch(path: Path, expected: KeyShapes, found: KeyShapes, lim
     ]
     if not (missing or unexpected or reshaped):
         return None
-    lines = [f"{path}: the checkpoint does not match the model it describes"]
+    lines = [f"{path}: the keys do not match the model they describe"]
     for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
         if keys:
             shown = ", ".join(keys[:limit]) + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.nets.checkpoints import CheckpointError, build_from_keys
 from core.nets.fill import fill_checksum, filled_state_dict
 from core.nets.pi3x import Pi3X
 from core.nets.pi3x_fixture import pi3x_fixture_outputs
@@ -63,10 +64,14 @@ def test_full_layout_matches_the_checkpoint(variant):
     assert layout(inferred) == manifest(FULL_KEYS[variant])
 
 
-def test_foreign_layout_is_rejected():
-    shapes = dict(TINY_KEYS) | {"point_head.extra.weight": [3]}
-    with torch.device("meta"), pytest.raises(ValueError, match="point_head.extra.weight"):
-        Pi3X.from_key_shapes(shapes)
+def test_foreign_and_partial_layouts_are_rejected_naming_the_keys():
+    shapes = {key: tuple(shape) for key, shape in TINY_KEYS.items()}
+    extra = shapes | {"point_head.extra.weight": (3,)}
+    with pytest.raises(CheckpointError, match="1 unexpected: point_head.extra.weight"):
+        build_from_keys("extra.safetensors", "Pi3X", Pi3X.from_key_shapes, extra)
+    partial = {key: shape for key, shape in shapes.items() if key != "decoder.1.attn.qkv.bias"}
+    with pytest.raises(CheckpointError, match="1 missing: decoder.1.attn.qkv.bias"):
+        build_from_keys("partial.safetensors", "Pi3X", Pi3X.from_key_shapes, partial)
 
 
 def test_fill_checksum_matches_fill_md(tiny_state):
