@@ -150,13 +150,15 @@ def _estimate_scene(
     networks: NetworksConfig,
     device: str,
 ) -> SceneEstimate:
-    """Pi3X on all views of a few frames spread over the range."""
-    scene_range = _spread(indices, frames, networks.scene_frames)
+    """Pi3X on all views of a few frames spread over the range, or of every frame when the heads take
+    its depth (a person's depth holds only at the frame it was seen)."""
+    count = len(indices) if networks.head_depth == "pi3x" else networks.scene_frames
+    scene_range = _spread(indices, frames, count)
     chosen, images = [], []
     for index, views in iter_synchronized(clips, scene_range):
         chosen.append((index - int(indices[0])) // frames.step)
         images.append(np.stack(views))
-        if len(images) == networks.scene_frames:
+        if len(images) == count:
             break
     names = [c.name for c in clips] if calibration is None else calibration.names
     return estimate_scene(model, images, np.asarray(chosen), names, calibration, networks, device)

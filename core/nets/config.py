@@ -24,13 +24,14 @@ class NetworksConfig:
     """Multi-HMR ``multiHMR_*.pt`` (from the naver/multi-hmr release page)."""
     head_depth: Literal["network", "pi3x"] = "network"
     """network: Multi-HMR's own depth for each head; pi3x: the Pi3X depth at the head's pixel (CHROMM's
-    depth residual with a zero residual). Needs ``scene=pi3x``."""
+    depth residual with a zero residual). Needs ``scene=pi3x``; Pi3X then sees every frame."""
     scene_frames: int = 1
-    """Frames, spread over the range, that Pi3X sees for cameras and points (all views of each at once)."""
+    """Frames, spread over the range, that Pi3X sees for cameras and points (all views of each at once);
+    every frame when ``head_depth=pi3x``."""
     min_point_confidence: float = 0.5
     """Pi3X points whose sigmoid confidence is below this are left out of the point cloud."""
     max_points: int = 200_000
-    """The point cloud is subsampled evenly to at most this many points."""
+    """The point cloud is subsampled evenly to at most this many points (shared out over the frames)."""
     detection_threshold: float = 0.3
     """Multi-HMR's head-detection score threshold."""
     nms_kernel: int = 3

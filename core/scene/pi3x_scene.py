@@ -34,7 +34,8 @@ class SceneEstimate:
     points: Float[np.ndarray, "M 3"]
     colours: UInt8[np.ndarray, "M 3"]
     depth: Float[np.ndarray, "F V h w"]
-    """Per scene frame and view, z-depth on the Pi3X grid, in world units."""
+    """Per scene frame and view, z-depth on the Pi3X grid, in world units (float32: one map per view
+    and frame of a whole clip when heads take Pi3X's depth)."""
     frames: np.ndarray
     """Which of the run's frames (0-based in the selected range) each depth map is of."""
     pixel_map: PixelMap
@@ -73,6 +74,7 @@ def estimate_scene(
     if len(sizes) != 1:
         raise InputError(f"Pi3X needs clips of one size; these differ: {sorted(sizes)}")
     points, colours, depths = [], [], []
+    per_frame_points = -(-config.max_points // len(scene_frames))
     cameras = calibration
     for frames in scene_frames:
         images, pixel_map = pi3x_input(frames)
@@ -86,15 +88,12 @@ def estimate_scene(
         else:  # each Pi3X call has its own frame and scale: matched to the world's cameras
             to_world = align_rigs(rig, cameras)
         frame_points, frame_colours = coloured_points(
-            out["points"], out["conf"], frames, config.min_point_confidence
+            out["points"], out["conf"], frames, config.min_point_confidence, per_frame_points
         )
         points.append(to_world.points(frame_points))
         colours.append(frame_colours)
-        depths.append(to_world.depth(depth_maps(out["local_points"])))
+        depths.append(to_world.depth(depth_maps(out["local_points"])).astype(np.float32))
     all_points, all_colours = np.concatenate(points), np.concatenate(colours)
-    if len(all_points) > config.max_points:
-        keep = np.sort(np.random.default_rng(0).choice(len(all_points), config.max_points, replace=False))
-        all_points, all_colours = all_points[keep], all_colours[keep]
     return SceneEstimate(
         cameras, all_points, all_colours, np.stack(depths), np.asarray(frame_indices), pixel_map
     )
