@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def randomly_initialised(model: nn.Module, device: str, seed: int = 0) -> nn.Module:
@@ -29,7 +30,7 @@ def randomly_initialised(model: nn.Module, device: str, seed: int = 0) -> nn.Mod
                 tensor.normal_(0.0, 0.02, generator=generator)
                 if tensor.ndim == 1 and name.rsplit(".", 1)[-1] in ("weight", "gamma"):
                     tensor.add_(1.0)
-    return model.eval()
+    return model.requires_grad_(False).eval()
 
 
 def write_synthetic_safetensors(path: Path, shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> int:
@@ -60,10 +61,13 @@ def peak_rss_of(code: str) -> tuple[float, str]:
     return peak_kb * 1024 / 1e9, completed.stdout.strip()
 
 
-def timed(run: Callable[[], object], device: str, repeats: int) -> tuple[float, float]:
-    """(mean seconds per call after one warm-up, peak GPU memory in GB or nan on the CPU)."""
+def timed(run: Callable[[], object], device: str, repeats: int) -> tuple[float, float, float]:
+    """(mean seconds per call, peak GPU memory in GB or nan on the CPU, TFLOP per call); the first,
+    untimed call counts the floating-point operations (a multiply-add is two)."""
     cuda = torch.device(device).type == "cuda"
-    run()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -73,7 +77,8 @@ def timed(run: Callable[[], object], device: str, repeats: int) -> tuple[float, 
     if cuda:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / repeats
-    return seconds, torch.cuda.max_memory_allocated() / 1024**3 if cuda else float("nan")
+    memory = torch.cuda.max_memory_allocated() / 1024**3 if cuda else float("nan")
+    return seconds, memory, counter.get_total_flops() / 1e12
 
 
 def _frame_models(depth: str, mhmr_size: str, mhmr_resolution: int) -> tuple[nn.Module, nn.Module]:
@@ -117,11 +122,11 @@ def run_frame_bench(settings, device: str) -> dict:
         torch.zeros_like(person),
     )
     with inference(device, settings.precision):
-        scene_seconds, scene_memory = timed(lambda: scene_net(views), device, settings.repeats)
-        humans_seconds, humans_memory = timed(
+        scene_seconds, scene_memory, scene_tflop = timed(lambda: scene_net(views), device, settings.repeats)
+        humans_seconds, humans_memory, humans_tflop = timed(
             lambda: humans_net.forward_persons(squares, K, detections), device, settings.repeats
         )
-        both_seconds, both_memory = timed(
+        both_seconds, both_memory, _ = timed(
             lambda: (scene_net(views), humans_net.forward_persons(squares, K, detections)),
             device,
             settings.repeats,
@@ -135,6 +140,8 @@ def run_frame_bench(settings, device: str) -> dict:
         "pi3x_input": f"{settings.views} x {width}x{height}",
         "multihmr_input": f"{settings.views} x {side}x{side} ({settings.mhmr_size}), "
         f"{settings.persons} persons each",
+        "pi3x_tflop": scene_tflop,
+        "multihmr_tflop": humans_tflop,
         "pi3x_s": scene_seconds,
         "multihmr_s": humans_seconds,
         "frame_s": both_seconds,

@@ -86,3 +86,5 @@ def test_frame_bench_runs_on_the_cpu(capsys):
     )
     printed = capsys.readouterr().out
     assert "frame_s" in printed and "2 x 224x224 (s)" in printed
+    tflop = {line.split()[0]: float(line.split()[1]) for line in printed.splitlines() if "_tflop" in line}
+    assert tflop["pi3x_tflop"] > 0.1 and tflop["multihmr_tflop"] > 0.001
