@@ -22,13 +22,14 @@ from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
 from core.nets.config import NetworksConfig
+from core.nets.multihmr import MultiHMR
 from core.nets.pi3x import Pi3X
 from core.perception.blazepose import PerceptionResult, observe_clips
 from core.perception.multihmr_observer import load_multihmr, observe_clips_multihmr
 from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction
 from core.scene.ground import fit_ground, sample_ground
-from core.scene.pi3x_scene import SceneEstimate, estimate_scene, load_pi3x
+from core.scene.pi3x_scene import FrameGeometry, SceneEstimate, estimate_scene, frame_geometry, load_pi3x
 from core.types import CameraRig
 
 StageProgress = Callable[[str, float], None]
@@ -89,12 +90,15 @@ def reconstruct_from_videos(
         start = time.perf_counter()
         scene = _estimate_scene(scene_net, clips, frames, indices, cameras, networks, device)
         cameras = scene.cameras
-        del scene_net
         scene_seconds = time.perf_counter() - start
         report("scene network", 1.0)
+    frame_depth = None
+    if networks.head_depth == "pi3x":
+        frame_depth = _frame_depth(scene_net, [c.name for c in clips], cameras, networks, device)
+    del scene_net  # held on by frame_depth only when the heads need it
 
     start = time.perf_counter()
-    perception = _detect(clips, frames, cameras, config, humans_net, scene, report, model_dir, device)
+    perception = _detect(clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device)
     detection_seconds = time.perf_counter() - start
 
     reconstruction = reconstruct_from_observations(
@@ -150,26 +154,43 @@ def _estimate_scene(
     networks: NetworksConfig,
     device: str,
 ) -> SceneEstimate:
-    """Pi3X on all views of a few frames spread over the range, or of every frame when the heads take
-    its depth (a person's depth holds only at the frame it was seen)."""
-    count = len(indices) if networks.head_depth == "pi3x" else networks.scene_frames
-    scene_range = _spread(indices, frames, count)
-    chosen, images = [], []
-    for index, views in iter_synchronized(clips, scene_range):
-        chosen.append((index - int(indices[0])) // frames.step)
+    """Pi3X on all views of a few frames spread over the range."""
+    images = []
+    for _, views in iter_synchronized(clips, _spread(indices, frames, networks.scene_frames)):
         images.append(np.stack(views))
-        if len(images) == count:
+        if len(images) == networks.scene_frames:
             break
-    names = [c.name for c in clips] if calibration is None else calibration.names
-    return estimate_scene(model, images, np.asarray(chosen), names, calibration, networks, device)
+    return estimate_scene(model, images, [c.name for c in clips], calibration, networks, device)
 
 
-def _detect(clips, frames, cameras, config, humans_net, scene, report, model_dir, device) -> PerceptionResult:
-    """People in every selected frame of every view, by Multi-HMR when loaded, else by BlazePose."""
+def _frame_depth(
+    model: Pi3X, names: Sequence[str], world: CameraRig, networks: NetworksConfig, device: str
+) -> Callable[[np.ndarray], FrameGeometry]:
+    """Pi3X again on each frame's views, for that frame's depths only (carried into ``world``)."""
+
+    def depth(views: np.ndarray) -> FrameGeometry:
+        return frame_geometry(model, views, names, world, networks, device, max_points=0)[0]
+
+    return depth
+
+
+def _detect(
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    cameras: CameraRig,
+    config: ReconstructionConfig,
+    humans_net: MultiHMR | None,
+    frame_depth: Callable[[np.ndarray], FrameGeometry] | None,
+    report: StageProgress,
+    model_dir: Path | None,
+    device: str,
+) -> PerceptionResult:
+    """People in every selected frame of every view, by Multi-HMR when loaded (heads at Pi3X's depth of
+    the same frame with ``frame_depth``), else by BlazePose."""
     progress = lambda done, total: report("detection", done / total)  # noqa: E731
     if humans_net is not None:
         return observe_clips_multihmr(
-            humans_net, clips, frames, cameras, config.networks, scene, progress, device
+            humans_net, clips, frames, cameras, config.networks, frame_depth, progress, device
         )
     return observe_clips(clips, frames, cameras, config.perception, progress, model_dir)
 

@@ -24,10 +24,10 @@ class NetworksConfig:
     """Multi-HMR ``multiHMR_*.pt`` (from the naver/multi-hmr release page)."""
     head_depth: Literal["network", "pi3x"] = "network"
     """network: Multi-HMR's own depth for each head; pi3x: the Pi3X depth at the head's pixel (CHROMM's
-    depth residual with a zero residual). Needs ``scene=pi3x``; Pi3X then sees every frame."""
+    depth residual with a zero residual). Needs ``scene=pi3x``; Pi3X then also runs on every frame, for
+    that frame's depths."""
     scene_frames: int = 1
-    """Frames, spread over the range, that Pi3X sees for cameras and points (all views of each at once);
-    every frame when ``head_depth=pi3x``."""
+    """Frames, spread over the range, that Pi3X sees for cameras and points (all views of each at once)."""
     min_point_confidence: float = 0.5
     """Pi3X points whose sigmoid confidence is below this are left out of the point cloud."""
     max_points: int = 200_000

@@ -23,7 +23,7 @@ from core.nets.multihmr import MultiHMR
 from core.nets.multihmr_io import multihmr_input, square_intrinsics
 from core.nets.runtime import inference
 from core.perception.blazepose import PerceptionResult, clip_messages
-from core.scene.pi3x_scene import SceneEstimate
+from core.scene.pi3x_scene import FrameGeometry
 from core.skeleton import HEAD, JOINT_NAMES, SHAPE_DIM, canonical_joints, forward_kinematics
 from core.types import CameraRig, Observations
 
@@ -87,25 +87,17 @@ def detect_views(
     return {**out, "view": view, "loc": loc}
 
 
-def to_observations(
-    people: dict[str, np.ndarray],
-    frame: np.ndarray,
-    cameras: CameraRig,
-    scene: SceneEstimate | None,
-    config: NetworksConfig,
-) -> Observations:
-    """Observations of detected people (any frames and views at once), batched over persons."""
+def to_observations(people: dict[str, np.ndarray], frame: np.ndarray, cameras: CameraRig) -> Observations:
+    """Observations of detected people (any frames and views at once), batched over persons. With
+    ``people["head_depth"]``, each head is moved along its ray to that depth."""
     view = people["view"]
     count = len(view)
     rotmat = people["rotmat"][:, : 1 + BODY_JOINTS]
     rotvec = Rotation.from_matrix(rotmat.reshape(-1, 3, 3)).as_rotvec().reshape(*rotmat.shape[:2], 3)
     global_orient, body_pose = rotvec[:, 0], rotvec[:, 1:]
     head = people["transl"]
-    if config.head_depth == "pi3x":
-        if scene is None:
-            raise InputError("head depth from Pi3X needs --scene pi3x")
-        depth = scene.depth_at(frame, view, people["loc"])
-        head = head / head[:, 2:3] * depth[:, None]
+    if "head_depth" in people:
+        head = head / head[:, 2:3] * people["head_depth"][:, None]
     shape = np.zeros((count, SHAPE_DIM))
     posed = forward_kinematics(global_orient, body_pose, shape, np.zeros((count, 3)))
     pelvis = head - posed[:, HEAD]
@@ -140,11 +132,12 @@ def observe_clips_multihmr(
     frames: FrameRange,
     cameras: CameraRig,
     config: NetworksConfig,
-    scene: SceneEstimate | None = None,
+    frame_depth: Callable[[np.ndarray], FrameGeometry] | None = None,
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
 ) -> PerceptionResult:
-    """Run Multi-HMR over the selected frames of all clips; frame k of the result is the k-th frame."""
+    """Run Multi-HMR over the selected frames of all clips; frame k of the result is the k-th frame.
+    ``frame_depth`` (Pi3X on the same frame's views) gives each head its depth."""
     total = len(frames.indices(clips[0].num_frames))
     health = [ClipHealth() for _ in clips]
     batches, frame_of = [], []
@@ -152,10 +145,12 @@ def observe_clips_multihmr(
         for state, image in zip(health, images, strict=True):
             state.observe(image)
         people = detect_views(model, images, cameras, config, device)
+        if frame_depth is not None:
+            people["head_depth"] = frame_depth(np.stack(images)).depth_at(people["view"], people["loc"])
         batches.append(people)
         frame_of.append(np.full(len(people["view"]), step))
         if progress:
             progress(step + 1, total)
     people = {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
-    observations = to_observations(people, np.concatenate(frame_of), cameras, scene, config)
+    observations = to_observations(people, np.concatenate(frame_of), cameras)
     return PerceptionResult(observations, clip_messages(clips, health, observations))

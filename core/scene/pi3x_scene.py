@@ -27,29 +27,34 @@ from core.types import CameraRig
 
 
 @dataclass(frozen=True)
+class FrameGeometry:
+    """One Pi3X call on all views of a frame, carried into the run's world."""
+
+    points: Float[np.ndarray, "M 3"]
+    """Confident points, subsampled to the call's share."""
+    colours: UInt8[np.ndarray, "M 3"]
+    depth: Float[np.ndarray, "V h w"]
+    """Per view, z-depth on the Pi3X grid, in world units."""
+    pixel_map: PixelMap
+    """Original pixels ↔ Pi3X grid pixels (all views share one size)."""
+
+    def depth_at(self, view: np.ndarray, pixels: Float[np.ndarray, "N 2"]) -> Float[np.ndarray, " N"]:
+        """Depth at original-image pixels of given views (nearest grid pixel)."""
+        grid = np.rint(self.pixel_map.to_network(np.asarray(pixels, dtype=float))).astype(np.int64)
+        height, width = self.depth.shape[-2:]
+        col, row = np.clip(grid[:, 0], 0, width - 1), np.clip(grid[:, 1], 0, height - 1)
+        return self.depth[view, row, col].astype(float)
+
+
+@dataclass(frozen=True)
 class SceneEstimate:
     """What Pi3X says about the scene, in the run's world frame (metres once scaled by the engine)."""
 
     cameras: CameraRig
     points: Float[np.ndarray, "M 3"]
     colours: UInt8[np.ndarray, "M 3"]
-    depth: Float[np.ndarray, "F V h w"]
-    """Per scene frame and view, z-depth on the Pi3X grid, in world units (float32: one map per view
-    and frame of a whole clip when heads take Pi3X's depth)."""
-    frames: np.ndarray
-    """Which of the run's frames (0-based in the selected range) each depth map is of."""
-    pixel_map: PixelMap
-    """Original pixels ↔ Pi3X grid pixels (all views share one size)."""
-
-    def depth_at(
-        self, frame: np.ndarray, view: np.ndarray, pixels: Float[np.ndarray, "N 2"]
-    ) -> Float[np.ndarray, " N"]:
-        """Depth at original-image pixels of given frames and views, from the nearest scene frame."""
-        nearest = np.abs(self.frames[None, :] - np.asarray(frame)[:, None]).argmin(axis=1)
-        grid = np.rint(self.pixel_map.to_network(np.asarray(pixels, dtype=float))).astype(np.int64)
-        height, width = self.depth.shape[-2:]
-        col, row = np.clip(grid[:, 0], 0, width - 1), np.clip(grid[:, 1], 0, height - 1)
-        return self.depth[nearest, view, row, col]
+    frames: tuple[FrameGeometry, ...]
+    """Each scene frame's answer, depth per view included."""
 
 
 def upright(rig: CameraRig) -> Similarity:
@@ -59,44 +64,56 @@ def upright(rig: CameraRig) -> Similarity:
     return Similarity(scale=1.0, R=rotation.as_matrix(), t=np.zeros(3))
 
 
+def frame_geometry(
+    model: Pi3X,
+    frames: UInt8[np.ndarray, "V H W 3"],
+    names: Sequence[str],
+    world: CameraRig | None,
+    config: NetworksConfig,
+    device: str = "cpu",
+    max_points: int | None = None,
+) -> tuple[FrameGeometry, CameraRig]:
+    """Pi3X on all views of one frame, carried into ``world`` by the similarity matching its cameras to
+    the world's (each call answers in its own frame and scale). Without a world yet, the call's cameras,
+    turned upright, become it. Returns the geometry and the world's cameras."""
+    images, pixel_map = pi3x_input(frames)
+    with inference(device, config.precision):
+        out = model(images.to(device))
+    out = {key: value[0].float().cpu().numpy() for key, value in out.items()}
+    rig = pi3x_cameras(out["camera_poses"], intrinsics_from_rays(out["local_points"]), pixel_map, names)
+    if world is None:
+        to_world = upright(rig)
+        world = to_world.rig(rig)
+    else:
+        to_world = align_rigs(rig, world)
+    points, colours = coloured_points(
+        out["points"], out["conf"], frames, config.min_point_confidence, max_points
+    )
+    depth = to_world.depth(depth_maps(out["local_points"])).astype(np.float32)
+    return FrameGeometry(to_world.points(points), colours, depth, pixel_map), world
+
+
 def estimate_scene(
     model: Pi3X,
     scene_frames: Sequence[UInt8[np.ndarray, "V H W 3"]],
-    frame_indices: np.ndarray,
     names: Sequence[str],
     calibration: CameraRig | None,
     config: NetworksConfig,
     device: str = "cpu",
 ) -> SceneEstimate:
-    """Run Pi3X on all views of each scene frame; cameras from the calibration or else the first frame,
-    points and depth from all, each frame's answer carried into the world by its own similarity."""
+    """Pi3X on all views of each scene frame: cameras from the calibration or else the first frame,
+    points and depth from all, the points shared out under ``config.max_points``."""
     sizes = {frame.shape[1:3] for frame in scene_frames}
     if len(sizes) != 1:
         raise InputError(f"Pi3X needs clips of one size; these differ: {sorted(sizes)}")
-    points, colours, depths = [], [], []
-    per_frame_points = -(-config.max_points // len(scene_frames))
-    cameras = calibration
+    share = -(-config.max_points // len(scene_frames))
+    cameras, geometries = calibration, []
     for frames in scene_frames:
-        images, pixel_map = pi3x_input(frames)
-        with inference(device, config.precision):
-            out = model(images.to(device))
-        out = {key: value[0].float().cpu().numpy() for key, value in out.items()}
-        rig = pi3x_cameras(out["camera_poses"], intrinsics_from_rays(out["local_points"]), pixel_map, names)
-        if cameras is None:  # the first frame's cameras, upright, are the world
-            to_world = upright(rig)
-            cameras = to_world.rig(rig)
-        else:  # each Pi3X call has its own frame and scale: matched to the world's cameras
-            to_world = align_rigs(rig, cameras)
-        frame_points, frame_colours = coloured_points(
-            out["points"], out["conf"], frames, config.min_point_confidence, per_frame_points
-        )
-        points.append(to_world.points(frame_points))
-        colours.append(frame_colours)
-        depths.append(to_world.depth(depth_maps(out["local_points"])).astype(np.float32))
-    all_points, all_colours = np.concatenate(points), np.concatenate(colours)
-    return SceneEstimate(
-        cameras, all_points, all_colours, np.stack(depths), np.asarray(frame_indices), pixel_map
-    )
+        geometry, cameras = frame_geometry(model, frames, names, cameras, config, device, share)
+        geometries.append(geometry)
+    points = np.concatenate([g.points for g in geometries])
+    colours = np.concatenate([g.colours for g in geometries])
+    return SceneEstimate(cameras, points, colours, tuple(geometries))
 
 
 def load_pi3x(config: NetworksConfig, device: str) -> Pi3X:

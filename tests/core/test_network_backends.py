@@ -26,7 +26,7 @@ from core.nets.multihmr import MultiHMR
 from core.nets.pi3x import Pi3X
 from core.perception.multihmr_observer import load_multihmr, to_observations
 from core.reconstruction import Reconstruction
-from core.scene.pi3x_scene import SceneEstimate, estimate_scene, load_pi3x, upright
+from core.scene.pi3x_scene import FrameGeometry, estimate_scene, load_pi3x, upright
 from core.skeleton import HEAD
 from core.types import Camera, CameraRig
 from core.video_pipeline import reconstruct_from_videos
@@ -156,7 +156,7 @@ def test_observation_hangs_the_skeleton_from_the_head_and_projects_it():
     K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
     cameras = CameraRig((_camera(K),))
     people = _people([300.0, 100.0], 4.0, K)
-    obs = to_observations(people, np.array([0]), cameras, None, NetworksConfig())
+    obs = to_observations(people, np.array([0]), cameras)
     # The head joint projects exactly onto Multi-HMR's head pixel, the pelvis onto pelvis2d.
     np.testing.assert_allclose(obs.keypoints2d[0, HEAD], [300.0, 100.0], atol=1e-9)
     pelvis = project_points(
@@ -172,32 +172,22 @@ def test_observation_hangs_the_skeleton_from_the_head_and_projects_it():
 def test_pi3x_head_depth_replaces_the_network_depth_along_the_same_ray():
     K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
     cameras = CameraRig((_camera(K),))
-    depth = np.full((1, 1, 48, 64), 2.5)
-    scene = SceneEstimate(
-        cameras,
-        np.zeros((0, 3)),
-        np.zeros((0, 3), np.uint8),
-        depth,
-        np.array([0]),
-        PixelMap((640, 480), (64, 48), (0.1, 0.1), (-0.45, -0.45)),
-    )
     people = _people([300.0, 100.0], 4.0, K)
-    network = to_observations(people, np.array([0]), cameras, None, NetworksConfig())
-    prior = to_observations(people, np.array([0]), cameras, scene, NetworksConfig(head_depth="pi3x"))
+    network = to_observations(people, np.array([0]), cameras)
+    prior = to_observations(people | {"head_depth": np.array([2.5])}, np.array([0]), cameras)
     head_network = network.position_cam + (network.canonical_pose[0, HEAD] - network.canonical_pose[0, 0])
     head_prior = prior.position_cam + (prior.canonical_pose[0, HEAD] - prior.canonical_pose[0, 0])
     np.testing.assert_allclose(head_prior[0], head_network[0] * 2.5 / 4.0, atol=1e-9)
+    np.testing.assert_allclose(prior.head2d, network.head2d)
 
 
-def test_scene_depth_is_read_at_the_nearest_grid_pixel_of_the_nearest_scene_frame():
-    depth = np.arange(2 * 2 * 3 * 4, dtype=float).reshape(2, 2, 3, 4)
+def test_frame_depth_is_read_at_the_nearest_grid_pixel_of_the_view():
+    depth = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     pixel_map = PixelMap((40, 30), (4, 3), (0.1, 0.1), (-0.45, -0.45))
-    scene = SceneEstimate(
-        CameraRig(()), np.zeros((0, 3)), np.zeros((0, 3), np.uint8), depth, np.array([0, 10]), pixel_map
-    )
-    # Original pixel (25, 14) is grid pixel (2.05, 0.95) -> column 2, row 1.
-    values = scene.depth_at(np.array([2, 9]), np.array([1, 0]), np.array([[25.0, 14.0], [25.0, 14.0]]))
-    np.testing.assert_allclose(values, [depth[0, 1, 1, 2], depth[1, 0, 1, 2]])
+    geometry = FrameGeometry(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), depth, pixel_map)
+    # Original pixel (25, 14) is grid pixel (2.05, 0.95) -> column 2, row 1; (0, 0) clamps to (0, 0).
+    values = geometry.depth_at(np.array([1, 0, 1]), np.array([[25.0, 14.0], [25.0, 14.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(values, [depth[1, 1, 2], depth[0, 1, 2], depth[1, 0, 0]])
 
 
 def test_upright_turns_the_cameras_mean_up_to_world_z():
@@ -258,11 +248,11 @@ def test_each_scene_frame_is_carried_into_the_first_frames_world_by_its_own_simi
     frames = [np.zeros((2, 56, 70, 3), np.uint8)] * 2
     model = _KnownScene([np.zeros(3), np.array([0.2, -0.5, 0.3])], [1.0, 2.5])
     config = NetworksConfig(min_point_confidence=0.5, max_points=10**7)
-    scene = estimate_scene(model, frames, np.array([0, 7]), ["a", "b"], None, config)
+    scene = estimate_scene(model, frames, ["a", "b"], None, config)
     first, second = np.split(scene.points, 2)
     np.testing.assert_allclose(second, first, atol=1e-4)
-    np.testing.assert_allclose(scene.depth[1], scene.depth[0], atol=1e-4)
-    np.testing.assert_allclose(scene.depth[0], 2.0, atol=1e-5)
+    np.testing.assert_allclose(scene.frames[1].depth, scene.frames[0].depth, atol=1e-4)
+    np.testing.assert_allclose(scene.frames[0].depth, 2.0, atol=1e-5)
     # The world is the first frame's, turned upright: its cameras look along the world's horizontal.
     np.testing.assert_allclose(-scene.cameras.R[:, 1, :], [[0, 0, 1], [0, 0, 1]], atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(scene.cameras.centers[1] - scene.cameras.centers[0]), 1.0)
