@@ -63,6 +63,9 @@ class ViewerPool:
             viewer.stop()
 
 
+CANCELLED = "cancelled: no session was saved"
+
+
 class RunRegistry:
     """The run of each browser session (by Gradio's session hash), so that a Cancel click, a closed tab
     or the server's shutdown can stop it: Gradio's own cancel only abandons the event's generator."""
@@ -318,7 +321,8 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
             if job.error is not None:
                 yield (f"**Run failed:** {html.escape(job.error)}", *unchanged)
                 return
-            if job.cancelled:
+            if job.cancelled:  # the last word, even if a progress report raced the Cancel click's
+                yield (CANCELLED, *unchanged)
                 return
             result = job.result
             name = example_name if example_name != MY_CLIPS else "my clips"
@@ -331,7 +335,7 @@ def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
 
         def cancel_run(request: gr.Request) -> str:
             stop_run(request)
-            return "cancelled: no session was saved"
+            return CANCELLED
 
         run_event = run.click(start_run, [example, clips, calibration, *settings], shown)
         cancel.click(cancel_run, None, status, cancels=[run_event])
