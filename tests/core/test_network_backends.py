@@ -32,6 +32,7 @@ from core.types import Camera, CameraRig
 from core.video_pipeline import reconstruct_from_videos
 from studio.assets import examples_directory
 from studio.nets_bench import randomly_initialised
+from tests.devices import CPU_AND_CUDA
 
 MULTI = examples_directory() / "Demo_MultiPerson"
 needs_clips = pytest.mark.skipif(not (MULTI / "videos").is_dir(), reason="python -m studio assets")
@@ -76,16 +77,7 @@ def _clips():
 
 
 @needs_clips
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")],
-        ),
-    ],
-)
+@CPU_AND_CUDA
 def test_without_calibration_pi3x_gives_upright_cameras_and_coloured_points(checkpoints, tmp_path, device):
     config = _networks(checkpoints, head_depth="pi3x", detection_threshold=0.5)
     result = reconstruct_from_videos(_clips(), None, FrameRange(0, 2), config, device=device)

@@ -14,6 +14,7 @@ from core.nets.multihmr import MultiHMR, suppress_non_maxima
 from core.nets.multihmr_fixture import multihmr_fixture_outputs
 from core.nets.multihmr_geometry import depth_from_log_nearness, normalising_focal, rotmat_from_6d
 from core.nets.tolerances import NOT_COMPARED, excess
+from tests.devices import CPU_AND_CUDA
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nets"
 ARRAYS = dict(np.load(FIXTURES / "mhmr_s224.npz"))
@@ -44,8 +45,8 @@ def model() -> MultiHMR:
 
 
 @pytest.fixture(scope="module")
-def outputs(model: MultiHMR) -> dict[str, np.ndarray]:
-    return multihmr_fixture_outputs(model, ARRAYS, FIXTURES / "smplx_synthetic_neutral.npz")
+def outputs(model: MultiHMR, synthetic_smplx) -> dict[str, np.ndarray]:
+    return multihmr_fixture_outputs(model, ARRAYS, synthetic_smplx)
 
 
 def test_constructor_and_key_shapes_give_the_checkpoint_layout(model: MultiHMR) -> None:
@@ -173,16 +174,7 @@ def test_no_detection_gives_empty_persons(model: MultiHMR) -> None:
     assert found["score_map"].shape == (1, 16, 16)
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")],
-        ),
-    ],
-)
+@CPU_AND_CUDA
 def test_bfloat16_autocast_keeps_the_geometry_in_float32(model: MultiHMR, device: str) -> None:
     x, K = torch.from_numpy(ARRAYS["input.x"]).to(device), torch.from_numpy(ARRAYS["input.K"]).to(device)
     idx = tuple(torch.from_numpy(ARRAYS["input.idx"]).to(device))

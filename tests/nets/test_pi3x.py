@@ -15,6 +15,7 @@ from core.nets.pi3x_fixture import pi3x_fixture_outputs
 from core.nets.pi3x_heads import closest_rotation, view_plane_uv
 from core.nets.rope2d import RoPE2D, token_positions
 from core.nets.tolerances import excess
+from tests.devices import CPU_AND_CUDA
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nets"
 TINY_KEYS = json.loads((FIXTURES / "pi3x_tiny_keys.json").read_text())["keys"]
@@ -143,16 +144,7 @@ def test_view_plane_uv_spans_the_unit_half_diagonal_at_pixel_centres():
     assert torch.equal(uv[0, 0], uv[0, 2]) and torch.equal(uv[1, :, 0], uv[1, :, 3])
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")],
-        ),
-    ],
-)
+@CPU_AND_CUDA
 def test_bfloat16_autocast_keeps_the_outputs_float32_and_close(tiny_state, device):
     with torch.device("meta"):
         model = Pi3X.from_key_shapes(TINY_KEYS)

@@ -25,20 +25,20 @@ def test_pi3x_fixture_passes_and_prints_every_array(capsys):
     assert "out.camera_poses" in printed and "int.decoder_concat" in printed
 
 
-def test_multihmr_fixture_passes_with_its_smplx_file(capsys):
+def test_multihmr_fixture_passes_with_its_smplx_file(capsys, synthetic_smplx):
     _check(
         FIXTURES / "mhmr_s224.npz",
         "--keys",
         FIXTURES / "mhmr_s224_keys.json",
         "--smplx",
-        FIXTURES / "smplx_synthetic_neutral.npz",
+        synthetic_smplx,
     )
     printed = capsys.readouterr().out
     assert "Multi-HMR" in printed and "infer.nms5.transl" in printed and "out.v2d" in printed
     assert printed.rstrip().endswith("all within tolerance")
 
 
-def test_a_tampered_fixture_fails_with_status_1_naming_the_array(tmp_path, capsys):
+def test_a_tampered_fixture_fails_with_status_1_naming_the_array(tmp_path, capsys, synthetic_smplx):
     with np.load(FIXTURES / "mhmr_s224.npz") as data:
         arrays = {name: data[name] for name in data.files}
     arrays["out.dist"] = arrays["out.dist"] + 1e-3
@@ -49,7 +49,7 @@ def test_a_tampered_fixture_fails_with_status_1_naming_the_array(tmp_path, capsy
             "--keys",
             FIXTURES / "mhmr_s224_keys.json",
             "--smplx",
-            FIXTURES / "smplx_synthetic_neutral.npz",
+            synthetic_smplx,
         )
     assert exit_info.value.code == 1
     lines = capsys.readouterr().out.splitlines()
