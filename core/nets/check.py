@@ -19,6 +19,10 @@ from torch import nn
 from core.errors import InputError
 from core.nets.checkpoints import build_from_keys
 from core.nets.fill import filled_state_dict
+from core.nets.multihmr import MultiHMR
+from core.nets.multihmr_fixture import multihmr_fixture_outputs
+from core.nets.pi3x import Pi3X
+from core.nets.pi3x_fixture import pi3x_fixture_outputs
 from core.nets.tolerances import NOT_COMPARED, excess, tolerance
 
 FIXTURE_METADATA = ("infer.det_thresh", "infer.min_abs_score_minus_thresh")
@@ -36,33 +40,23 @@ class FixtureNetwork:
     run: Callable[[nn.Module, Mapping[str, np.ndarray], Path | None], dict[str, np.ndarray]]
 
 
-def _pi3x() -> FixtureNetwork:
-    from core.nets.pi3x import Pi3X
-    from core.nets.pi3x_fixture import pi3x_fixture_outputs
+def _run_multihmr(model: nn.Module, arrays: Mapping[str, np.ndarray], smplx: Path | None) -> dict:
+    if smplx is None:
+        raise InputError("a Multi-HMR fixture needs the SMPL-X file it was made with: pass --smplx")
+    return multihmr_fixture_outputs(model, arrays, smplx)
 
-    return FixtureNetwork(
+
+NETWORKS = (
+    FixtureNetwork(
         "Pi3X",
         "encoder.patch_embed.proj.weight",
         Pi3X.from_key_shapes,
         lambda model, arrays, _smplx: pi3x_fixture_outputs(model, arrays),
-    )
-
-
-def _multihmr() -> FixtureNetwork:
-    from core.nets.multihmr import MultiHMR
-    from core.nets.multihmr_fixture import multihmr_fixture_outputs
-
-    def run(model: nn.Module, arrays: Mapping[str, np.ndarray], smplx: Path | None) -> dict[str, np.ndarray]:
-        if smplx is None:
-            raise InputError("a Multi-HMR fixture needs the SMPL-X file it was made with: pass --smplx")
-        return multihmr_fixture_outputs(model, arrays, smplx)
-
-    return FixtureNetwork(
-        "Multi-HMR", "backbone.encoder.patch_embed.proj.weight", MultiHMR.from_key_shapes, run
-    )
-
-
-NETWORKS = (_pi3x, _multihmr)
+    ),
+    FixtureNetwork(
+        "Multi-HMR", "backbone.encoder.patch_embed.proj.weight", MultiHMR.from_key_shapes, _run_multihmr
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +91,7 @@ def read_fixture(path: Path) -> dict[str, np.ndarray]:
 
 
 def identify(shapes: Mapping[str, tuple[int, ...]], path: Path) -> FixtureNetwork:
-    for make in NETWORKS:
-        network = make()
+    for network in NETWORKS:
         if network.marker_key in shapes:
             return network
     raise InputError(f"{path}: the keys describe neither Pi3X nor Multi-HMR")

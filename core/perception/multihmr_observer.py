@@ -75,12 +75,10 @@ def detect_views(
             config.detection_threshold,
             config.nms_kernel,
         )
+    view = out.pop("image").cpu().numpy()
     out = {
-        key: value.float().cpu().numpy().astype(np.float64)
-        for key, value in out.items()
-        if key != "score_map"
+        key: value.cpu().double().numpy() for key, value in out.items() if key not in ("score_map", "cell")
     }
-    view = out["image"].astype(np.int64)
     loc = np.empty_like(out["loc"])
     for v, pixel_map in enumerate(maps):
         loc[view == v] = pixel_map.to_original(out["loc"][view == v])

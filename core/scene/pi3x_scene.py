@@ -86,8 +86,9 @@ def frame_geometry(
         world = to_world.rig(rig)
     else:
         to_world = align_rigs(rig, world)
+    seen = images[0].permute(0, 2, 3, 1).mul(255).round().to(torch.uint8).numpy()  # as resized, not again
     points, colours = coloured_points(
-        out["points"], out["conf"], frames, config.min_point_confidence, max_points
+        out["points"], out["conf"], seen, config.min_point_confidence, max_points
     )
     depth = to_world.depth(depth_maps(out["local_points"])).astype(np.float32)
     return FrameGeometry(to_world.points(points), colours, depth, pixel_map), world
@@ -128,5 +129,4 @@ def load_pi3x(config: NetworksConfig, device: str) -> Pi3X:
             f"page (5.4 GB, non-commercial licence) into {checkpoint_directory() / 'pi3x'}, "
             "or pass --pi3x-ckpt PATH"
         )
-    with torch.no_grad():
-        return load_safetensors_model(path, "Pi3X", "--pi3x-ckpt", Pi3X.from_key_shapes, device)
+    return load_safetensors_model(path, "Pi3X", "--pi3x-ckpt", Pi3X.from_key_shapes, device)
