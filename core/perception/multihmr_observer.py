@@ -3,8 +3,8 @@
 Multi-HMR gives, per person, the head's pixel and camera-frame position and SMPL-X-layout rotations.
 The body is posed with the studio's skeleton from those rotations (no SMPL-X file needed), hung from the
 head, and projected for the 2D evidence; the backbone token at the head's cell is the appearance.
-With ``head_depth="pi3x"`` the head sits at the Pi3X depth of its pixel instead of Multi-HMR's own
-depth: CHROMM's depth residual with a zero residual.
+With ``head_depth="pi3x"`` the head sits at the Pi3X depth of its pixel in the same frame instead of
+Multi-HMR's own depth: CHROMM's depth residual with a zero residual.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ from core.nets.runtime import inference
 from core.perception.blazepose import PerceptionResult, clip_messages
 from core.scene.pi3x_scene import FrameGeometry
 from core.skeleton import HEAD, JOINT_NAMES, SHAPE_DIM, canonical_joints, forward_kinematics
-from core.types import CameraRig, Observations
-
-BODY_JOINTS = 21
-"""SMPL-X body joints after the root; Multi-HMR's 53 rotations then go on with hands and jaw."""
+from core.types import BODY_POSE_JOINTS, CameraRig, Observations
 
 
 def load_multihmr(config: NetworksConfig, device: str) -> MultiHMR:
@@ -90,7 +87,7 @@ def to_observations(people: dict[str, np.ndarray], frame: np.ndarray, cameras: C
     ``people["head_depth"]``, each head is moved along its ray to that depth."""
     view = people["view"]
     count = len(view)
-    rotmat = people["rotmat"][:, : 1 + BODY_JOINTS]
+    rotmat = people["rotmat"][:, : 1 + BODY_POSE_JOINTS]  # root and body; hands and jaw follow
     rotvec = Rotation.from_matrix(rotmat.reshape(-1, 3, 3)).as_rotvec().reshape(*rotmat.shape[:2], 3)
     global_orient, body_pose = rotvec[:, 0], rotvec[:, 1:]
     head = people["transl"]
