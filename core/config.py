@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.association import AssociationConfig
 from core.body.config import BodyConfig
-from core.fusion import FusionConfig
+from core.engine.association import AssociationConfig
+from core.engine.fusion import FusionConfig
+from core.engine.refinement import RefinementConfig
+from core.engine.scale import ScaleConfig
+from core.engine.tracking import TrackingConfig
 from core.nets.config import NetworksConfig
 from core.perception.config import BlazePoseConfig
-from core.refinement import RefinementConfig
-from core.scale import ScaleConfig
 from core.scene.ground import GroundConfig
-from core.tracking import TrackingConfig
 
 
 @dataclass(frozen=True)

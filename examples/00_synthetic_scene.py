@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import tyro
 
-from core.evaluation import evaluate
-from core.pipeline import reconstruct_from_observations
-from core.synthetic import SyntheticConfig, make_scene
+from core.engine.pipeline import reconstruct_from_observations
+from core.evaluation.scoring import evaluate
+from core.evaluation.synthetic import SyntheticConfig, make_scene
 
 
 def main(

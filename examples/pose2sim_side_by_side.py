@@ -38,8 +38,8 @@ import tyro
 from jaxtyping import Float, Int
 from scipy.optimize import linear_sum_assignment
 
+from core.engine.handedness import mirror_permutation
 from core.geometry import project_points
-from core.handedness import mirror_permutation
 from core.io.calibration import write_calibration
 from core.keypoints import BLAZEPOSE_NAMES
 from core.reconstruction import Reconstruction

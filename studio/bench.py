@@ -10,14 +10,14 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from core.association import associate
 from core.config import ReconstructionConfig
-from core.evaluation import evaluate, tracklet_identity
-from core.metrics import association_precision_recall
-from core.pipeline import TEST_TIME_STAGES, fuse_and_scale, reconstruct_from_observations
+from core.engine.association import associate
+from core.engine.pipeline import TEST_TIME_STAGES, fuse_and_scale, reconstruct_from_observations
+from core.engine.scale import monocular_scale
+from core.evaluation.metrics import association_precision_recall
+from core.evaluation.scoring import evaluate, tracklet_identity
+from core.evaluation.synthetic import SyntheticConfig, SyntheticScene, make_scene
 from core.reconstruction import Reconstruction
-from core.scale import monocular_scale
-from core.synthetic import SyntheticConfig, SyntheticScene, make_scene
 
 ASSOCIATION_ABLATIONS = {
     "position_only": (1.0, 0.0, 0.0),

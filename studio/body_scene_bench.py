@@ -19,8 +19,8 @@ import numpy as np
 from core.body.config import FitConfig
 from core.body.model import BodyModel
 from core.body.tracks import fit_person
-from core.fusion import PersonCells, keypoint_errors
-from core.pipeline import assigned_observations
+from core.engine.fusion import PersonCells, keypoint_errors
+from core.engine.pipeline import assigned_observations
 from core.reconstruction import Reconstruction
 
 _FEET = ("left_heel", "right_heel", "left_foot_index", "right_foot_index")

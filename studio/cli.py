@@ -13,12 +13,12 @@ import tyro
 from tyro.conf import OmitSubcommandPrefixes, Positional
 
 from core.config import ReconstructionConfig
+from core.engine.pipeline import reconstruct_from_observations
 from core.errors import InputError
-from core.evaluation import evaluate
+from core.evaluation.scoring import evaluate
+from core.evaluation.synthetic import SyntheticConfig, make_scene
 from core.io.video import FrameRange
-from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction, ReconstructionFormatError
-from core.synthetic import SyntheticConfig, make_scene
 from studio.assets import example_inputs, install_examples, install_models
 from studio.bench import format_table, run_bench
 from studio.export import (
@@ -169,7 +169,7 @@ def reconstruct(
         config: Settings of every stage.
     """
     from core.device import resolve_device
-    from core.video_pipeline import reconstruct_from_videos
+    from core.engine.video_pipeline import reconstruct_from_videos
 
     config = with_networks(config, scene, pi3x_ckpt, humans, mhmr_ckpt)
     device = resolve_device(device)

@@ -83,8 +83,8 @@ def timed(run: Callable[[], object], device: str, repeats: int) -> tuple[float, 
 
 def _frame_models(depth: str, mhmr_size: str, mhmr_resolution: int) -> tuple[nn.Module, nn.Module]:
     """Pi3X and Multi-HMR on the meta device, at the published or a smoke-test depth."""
-    from core.nets.multihmr import MultiHMR
-    from core.nets.pi3x import Pi3X
+    from core.nets.multihmr.model import MultiHMR
+    from core.nets.pi3x.model import Pi3X
 
     tiny = {"encoder_depth": 2, "decoder_depth": 4} | {
         f"{head}_decoder_depth": 1 for head in ("point", "conf", "camera", "metric")
@@ -99,7 +99,7 @@ def run_frame_bench(settings, device: str) -> dict:
     """Time Pi3X on all views of one frame and Multi-HMR on each view's image (batched), in the run's
     precision; ``settings`` is the ``nets bench`` command. Peak GPU memory per part (nan on the CPU)
     and the process's peak resident memory."""
-    from core.nets.pi3x_io import pi3x_size
+    from core.nets.pi3x.preprocess import pi3x_size
     from core.nets.runtime import autocast_dtype, inference
 
     scene_net, humans_net = _frame_models(settings.depth, settings.mhmr_size, settings.mhmr_resolution)
@@ -163,7 +163,7 @@ def format_frame_bench(result: dict) -> str:
 _LOAD_CODE = """
 import time, torch
 from core.nets.checkpoints import load_safetensors_model
-from core.nets.pi3x import Pi3X
+from core.nets.pi3x.model import Pi3X
 start = time.perf_counter()
 model = load_safetensors_model({path!r}, "Pi3X", "--pi3x-ckpt", Pi3X.from_key_shapes, {device!r})
 if {device!r} == "cuda":
@@ -175,7 +175,7 @@ print(f"{{sum(p.numel() for p in model.parameters()) * 4 / 1e9:.2f}} GB of weigh
 
 def run_load_bench(checkpoint: Path, device: str) -> str:
     """Write (once) a synthetic full-size Pi3X checkpoint, then load it in a fresh process."""
-    from core.nets.pi3x import Pi3X
+    from core.nets.pi3x.model import Pi3X
 
     if not checkpoint.is_file():
         with torch.device("meta"):

@@ -25,7 +25,7 @@ class Check:
     """Multi-HMR only: the SMPL-X model file the fixture was made with."""
 
     def run(self) -> None:
-        from core.nets.check import check_fixture, format_checks
+        from core.nets.reference.check import check_fixture, format_checks
 
         network, checks = check_fixture(self.fixture, self.keys, self.smplx)
         print(format_checks(network, checks))

@@ -14,13 +14,13 @@ from typing import Literal
 from core.body.config import BodyConfig, SmplxConfig
 from core.body.tracks import fit_persons, load_body_model
 from core.config import ReconstructionConfig
+from core.engine.pipeline import reconstruct_from_observations
+from core.engine.video_pipeline import reconstruct_from_videos
 from core.errors import InputError
-from core.evaluation import evaluate
+from core.evaluation.scoring import evaluate
+from core.evaluation.synthetic import SyntheticConfig, make_scene
 from core.io.video import FrameRange
-from core.pipeline import reconstruct_from_observations
 from core.reconstruction import Reconstruction
-from core.synthetic import SyntheticConfig, make_scene
-from core.video_pipeline import reconstruct_from_videos
 from studio.assets import example_inputs
 
 Progress = Callable[[str, float], None]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core.body.tracks import load_body_model
-from core.editing import IdentityEdit, apply_edit, apply_edits, refuse
+from core.engine.editing import IdentityEdit, apply_edit, apply_edits, refuse
 from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.types import Assignment
 from studio.export import write_atomically

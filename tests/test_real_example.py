@@ -12,9 +12,9 @@ import pytest
 
 from core.body.anny_backend import AnnyBody
 from core.body.config import FitConfig
+from core.engine.video_pipeline import reconstruct_from_videos
 from core.io.video import FrameRange
 from core.reconstruction import Reconstruction
-from core.video_pipeline import reconstruct_from_videos
 from studio.assets import examples_directory
 from studio.body_scene_bench import score_scene_fit
 from studio.cli import main

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from core.editing import IdentityEdit
+from core.engine.editing import IdentityEdit
 from studio.runs import RunSettings, run_synthetic
 from studio.session import Session
 from ui.viewer import SessionViewer

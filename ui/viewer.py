@@ -21,7 +21,7 @@ import numpy as np
 import viser
 from scipy.spatial.transform import Rotation
 
-from core.editing import EditError, IdentityEdit
+from core.engine.editing import EditError, IdentityEdit
 from core.reconstruction import Reconstruction
 from core.types import PersonTrack
 from studio.export import person_vertices

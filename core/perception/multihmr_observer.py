@@ -19,8 +19,8 @@ from core.errors import InputError
 from core.geometry import project_points
 from core.io.video import ClipHealth, ClipInfo, FrameRange, iter_synchronized
 from core.nets.config import NetworksConfig
-from core.nets.multihmr import MultiHMR
-from core.nets.multihmr_io import multihmr_input, square_intrinsics
+from core.nets.multihmr.model import MultiHMR
+from core.nets.multihmr.preprocess import multihmr_input, square_intrinsics
 from core.nets.runtime import inference
 from core.perception.blazepose import PerceptionResult, clip_messages
 from core.scene.pi3x_scene import FrameGeometry

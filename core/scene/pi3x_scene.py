@@ -19,9 +19,15 @@ from scipy.spatial.transform import Rotation
 from core.errors import InputError
 from core.nets.config import NetworksConfig
 from core.nets.image_map import PixelMap
-from core.nets.pi3x import Pi3X
-from core.nets.pi3x_align import Similarity, align_rigs
-from core.nets.pi3x_io import coloured_points, depth_maps, intrinsics_from_rays, pi3x_cameras, pi3x_input
+from core.nets.pi3x.align import Similarity, align_rigs
+from core.nets.pi3x.model import Pi3X
+from core.nets.pi3x.preprocess import (
+    coloured_points,
+    depth_maps,
+    intrinsics_from_rays,
+    pi3x_cameras,
+    pi3x_input,
+)
 from core.nets.runtime import inference
 from core.types import CameraRig
 

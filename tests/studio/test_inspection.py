@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
+from core.engine.pipeline import reconstruct_from_observations
 from core.geometry import project_points
-from core.pipeline import reconstruct_from_observations
 from core.skeleton import JOINT_NAMES
 from core.types import CameraRig
 from studio.inspection import (
@@ -23,7 +23,7 @@ from studio.inspection import (
     source_frame,
     source_thumbnails,
 )
-from tests.core.scenes import exact_scene
+from tests.core.engine.scenes import exact_scene
 
 GREYS = (10, 60, 110, 160, 210)
 

@@ -9,7 +9,7 @@ import torch
 from core.nets.checkpoints import load_safetensors_model
 from studio.cli import main
 from studio.nets_bench import write_synthetic_safetensors
-from tests.nets.test_checkpoints import TwoLayers
+from tests.core.nets.test_checkpoints import TwoLayers
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nets"
 

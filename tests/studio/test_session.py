@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from core.editing import EditError, IdentityEdit
-from core.pipeline import reconstruct_from_observations
+from core.engine.editing import EditError, IdentityEdit
+from core.engine.pipeline import reconstruct_from_observations
 from studio.session import Session, list_sessions
-from tests.core.scenes import exact_scene
+from tests.core.engine.scenes import exact_scene
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import socket
 import numpy as np
 import pytest
 
-from core.editing import IdentityEdit
-from core.pipeline import reconstruct_from_observations
+from core.engine.editing import IdentityEdit
+from core.engine.pipeline import reconstruct_from_observations
 from studio.session import Session
-from tests.core.scenes import exact_scene
+from tests.core.engine.scenes import exact_scene
 from ui.viewer import SessionViewer
 
 

@@ -1,0 +1,235 @@
+"""Clips (and a calibration) in, a Reconstruction out: ingest → scene network → detection → the engine →
+body models → ground plane.
+
+Every failure a user can cause (unreadable clip, clips out of step, a calibration whose cameras do not
+match the clips) is an ``InputError`` naming the file, raised before the slow detection starts. What
+goes wrong later (a view where nobody is seen, a black or frozen clip, a view that agrees with no other
+one) becomes a message in the result, which is still written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.body.tracks import fit_persons, load_body_model
+from core.config import ReconstructionConfig
+from core.engine.pipeline import reconstruct_from_observations
+from core.errors import InputError
+from core.io.calibration import match_clips, read_calibration
+from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
+from core.nets.config import NetworksConfig
+from core.nets.multihmr.model import MultiHMR
+from core.nets.pi3x.model import Pi3X
+from core.perception.blazepose import PerceptionResult, observe_clips
+from core.perception.multihmr_observer import load_multihmr, observe_clips_multihmr
+from core.reconstruction import Reconstruction
+from core.scene.ground import fit_ground, sample_ground
+from core.scene.pi3x_scene import FrameGeometry, SceneEstimate, estimate_scene, frame_geometry, load_pi3x
+from core.types import CameraRig
+
+StageProgress = Callable[[str, float], None]
+"""Called with (stage, fraction of that stage done)."""
+
+_TEXTURE_FRAMES = 3
+
+
+def load_inputs(
+    videos: Sequence[Path], calibration: Path | None, frames: FrameRange
+) -> tuple[tuple[ClipInfo, ...], CameraRig | None, np.ndarray]:
+    """Probe the clips, read the calibration (if any) and check that they belong together; no decoding."""
+    clips = probe_clips([Path(v) for v in videos])
+    if calibration is None:
+        return clips, None, frames.indices(clips[0].num_frames)
+    rig = read_calibration(Path(calibration))
+    rig = match_clips(rig, [(c.width, c.height) for c in clips], [c.name for c in clips], Path(calibration))
+    return clips, rig, frames.indices(clips[0].num_frames)
+
+
+def check_network_choices(networks: NetworksConfig, calibration: Path | None) -> None:
+    """Refuse combinations that cannot work before anything slow starts."""
+    if calibration is None and networks.scene != "pi3x":
+        raise InputError(
+            "no calibration given: pass the cameras' calibration file, or let Pi3X estimate the cameras "
+            "with --scene pi3x --pi3x-ckpt PATH"
+        )
+    if networks.head_depth == "pi3x" and (networks.scene != "pi3x" or networks.humans != "multihmr"):
+        raise InputError("head depth from Pi3X needs --scene pi3x and --humans multihmr")
+
+
+def reconstruct_from_videos(
+    videos: Sequence[Path],
+    calibration: Path | None,
+    frames: FrameRange | None = None,
+    config: ReconstructionConfig | None = None,
+    progress: StageProgress | None = None,
+    model_dir: Path | None = None,
+    device: str = "cpu",
+) -> Reconstruction:
+    """Reconstruct the people (with a body model fitted to each) and the scene seen in synchronized clips.
+    ``device`` is where the networks run and the body model is fitted; without a calibration, Pi3X
+    (``config.networks.scene``) gives the cameras."""
+    config = config or ReconstructionConfig()
+    networks = config.networks
+    frames = frames or FrameRange()
+    report = progress or (lambda stage, fraction: None)
+    start = time.perf_counter()
+    check_network_choices(networks, calibration)
+    clips, cameras, indices = load_inputs(videos, calibration, frames)
+    scene_net = load_pi3x(networks, device) if networks.scene == "pi3x" else None
+    humans_net = load_multihmr(networks, device) if networks.humans == "multihmr" else None
+    ingest_seconds = time.perf_counter() - start
+    report("ingest", 1.0)
+
+    scene = None
+    if scene_net is not None:
+        start = time.perf_counter()
+        scene = _estimate_scene(scene_net, clips, frames, indices, cameras, networks, device)
+        cameras = scene.cameras
+        scene_seconds = time.perf_counter() - start
+        report("scene network", 1.0)
+    frame_depth = None
+    if networks.head_depth == "pi3x":
+        frame_depth = _frame_depth(scene_net, [c.name for c in clips], cameras, networks, device)
+    del scene_net  # held on by frame_depth only when the heads need it
+
+    start = time.perf_counter()
+    perception = _detect(clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device)
+    detection_seconds = time.perf_counter() - start
+
+    reconstruction = reconstruct_from_observations(
+        perception.observations,
+        cameras,
+        len(indices),
+        clips[0].fps / frames.step,
+        config,
+        lambda stage, _fraction: report(stage, 1.0),
+    )
+    start = time.perf_counter()
+    body = load_body_model(config.body, device)
+    if body is not None:
+        reconstruction = replace(
+            reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device)
+        )
+    body_seconds = time.perf_counter() - start
+    report("body", 1.0)
+    start = time.perf_counter()
+    reconstruction = _add_ground(reconstruction, clips, frames, indices, config, scene)
+    report("scene", 1.0)
+    diagnostics = reconstruction.diagnostics
+    seconds = {"ingest": ingest_seconds, "detection": detection_seconds, **diagnostics.stage_seconds}
+    seconds["body"] = body_seconds
+    seconds["scene"] = time.perf_counter() - start
+    if scene is not None:
+        seconds["scene network"] = scene_seconds
+    return replace(
+        reconstruction,
+        diagnostics=replace(
+            diagnostics,
+            stage_seconds=seconds,
+            messages=perception.messages + diagnostics.messages,
+        ),
+        clips=tuple(str(c.path) for c in clips),
+        first_frame=int(indices[0]),
+        frame_step=frames.step,
+    )
+
+
+def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:
+    """About ``count`` frames spread evenly over the selected ones."""
+    step = max(len(indices) // max(count, 1), 1) * frames.step
+    return FrameRange(int(indices[0]), int(indices[-1]) + 1, step)
+
+
+def _estimate_scene(
+    model: Pi3X,
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    indices: np.ndarray,
+    calibration: CameraRig | None,
+    networks: NetworksConfig,
+    device: str,
+) -> SceneEstimate:
+    """Pi3X on all views of a few frames spread over the range."""
+    images = []
+    for _, views in iter_synchronized(clips, _spread(indices, frames, networks.scene_frames)):
+        images.append(np.stack(views))
+        if len(images) == networks.scene_frames:
+            break
+    return estimate_scene(model, images, [c.name for c in clips], calibration, networks, device)
+
+
+def _frame_depth(
+    model: Pi3X, names: Sequence[str], world: CameraRig, networks: NetworksConfig, device: str
+) -> Callable[[np.ndarray], FrameGeometry]:
+    """Pi3X again on each frame's views, for that frame's depths only (carried into ``world``)."""
+
+    def depth(views: np.ndarray) -> FrameGeometry:
+        return frame_geometry(model, views, names, world, networks, device, max_points=0)[0]
+
+    return depth
+
+
+def _detect(
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    cameras: CameraRig,
+    config: ReconstructionConfig,
+    humans_net: MultiHMR | None,
+    frame_depth: Callable[[np.ndarray], FrameGeometry] | None,
+    report: StageProgress,
+    model_dir: Path | None,
+    device: str,
+) -> PerceptionResult:
+    """People in every selected frame of every view, by Multi-HMR when loaded (heads at Pi3X's depth of
+    the same frame with ``frame_depth``), else by BlazePose."""
+    progress = lambda done, total: report("detection", done / total)  # noqa: E731
+    if humans_net is not None:
+        return observe_clips_multihmr(
+            humans_net, clips, frames, cameras, config.networks, frame_depth, progress, device
+        )
+    return observe_clips(clips, frames, cameras, config.perception, progress, model_dir)
+
+
+def _add_ground(
+    reconstruction: Reconstruction,
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    indices: np.ndarray,
+    config: ReconstructionConfig,
+    scene: SceneEstimate | None = None,
+) -> Reconstruction:
+    """Fit the floor to the people's feet; the scene's points are Pi3X's when it ran (in the engine's
+    scale), else the floor coloured from a few frames spread over the range."""
+    plane = fit_ground(reconstruction.persons, config.ground)
+    if scene is not None:
+        factor = reconstruction.diagnostics.scale_factor
+        ground = np.full(4, np.nan) if plane is None else np.append(plane.normal, plane.offset)
+        return replace(
+            reconstruction, points=scene.points * factor, point_colors=scene.colours, ground=ground
+        )
+    if plane is None:
+        return replace(
+            reconstruction,
+            diagnostics=replace(
+                reconstruction.diagnostics,
+                messages=(*reconstruction.diagnostics.messages, "no floor: no person to stand on it"),
+            ),
+        )
+    texture_range = _spread(indices, frames, _TEXTURE_FRAMES)
+    images: list[list[np.ndarray]] = [[] for _ in clips]
+    for _, views in iter_synchronized(clips, texture_range):
+        for view, image in enumerate(views):
+            images[view].append(image)
+    around = np.concatenate([p.transl for p in reconstruction.persons])
+    points, colours = sample_ground(plane, around, reconstruction.cameras, images, config.ground)
+    return replace(
+        reconstruction,
+        points=points,
+        point_colors=colours,
+        ground=np.append(plane.normal, plane.offset),
+    )

@@ -1,0 +1,137 @@
+"""Identity edits on exact assignments, and the re-fusion of the persons they touch."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from core.engine.editing import EditError, IdentityEdit, apply_edit, apply_edits, refuse, warm_starts
+from core.engine.pipeline import reconstruct_from_observations
+from core.types import Assignment
+from tests.core.engine.scenes import exact_scene
+
+
+def assignment(rows):
+    """Rows (view, tracklet, start, end, person)."""
+    view, tracklet, start, end, person = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    return Assignment(view, tracklet, start, end, person)
+
+
+BASE = assignment([(0, 0, 0, 9, 0), (1, 1, 0, 9, 0), (0, 2, 0, 9, 1), (1, 3, 2, 7, 1)])
+
+
+def rows(a):
+    return list(zip(a.view, a.tracklet, a.frame_start, a.frame_end, a.person, strict=True))
+
+
+def test_reassign_to_an_existing_or_a_new_person():
+    edited, affected = apply_edit(BASE, IdentityEdit("reassign", piece=1, person=1))
+    assert rows(edited)[1] == (1, 1, 0, 9, 1) and affected == {0, 1}
+    edited, affected = apply_edit(BASE, IdentityEdit("reassign", piece=3))
+    assert rows(edited)[3] == (1, 3, 2, 7, 2) and affected == {1, 2}
+    assert rows(edited)[:3] == rows(BASE)[:3]
+
+
+def test_split_keeps_the_first_part_in_place_and_appends_the_second():
+    edited, affected = apply_edit(BASE, IdentityEdit("split", piece=0, frame=4))
+    assert rows(edited) == [(0, 0, 0, 3, 0), *rows(BASE)[1:], (0, 0, 4, 9, 0)]
+    assert affected == {0}
+    np.testing.assert_array_equal(
+        edited.person_of(np.array([0, 0, 0]), np.array([3, 4, 9])),
+        BASE.person_of(np.zeros(3, int), [3, 4, 9]),
+    )
+
+
+@pytest.mark.parametrize("frame", [0, 10, -1])
+def test_a_split_outside_the_piece_is_refused(frame):
+    with pytest.raises(EditError, match="does not cut piece 0"):
+        apply_edit(BASE, IdentityEdit("split", piece=0, frame=frame))
+
+
+def test_merge_moves_every_piece_and_keeps_other_ids():
+    edited, affected = apply_edit(BASE, IdentityEdit("merge", person=1, other=0))
+    assert (edited.person == 0).all() and affected == {0, 1}
+    with pytest.raises(EditError, match="person 5 has no piece"):
+        apply_edit(BASE, IdentityEdit("merge", person=5, other=0))
+    with pytest.raises(EditError, match="into itself"):
+        apply_edit(BASE, IdentityEdit("merge", person=0, other=0))
+
+
+def test_swap_from_a_frame_on_splits_the_pieces_that_span_it():
+    edited, _ = apply_edit(BASE, IdentityEdit("swap", person=0, other=1, frame=5))
+    tracklet = np.array([0, 1, 2, 3])
+    np.testing.assert_array_equal(edited.person_of(tracklet, np.full(4, 4)), [0, 0, 1, 1])
+    np.testing.assert_array_equal(edited.person_of(tracklet, np.full(4, 5)), [1, 1, 0, 0])
+    np.testing.assert_array_equal(edited.person_of(tracklet, np.full(4, 9)), [1, 1, 0, -1])
+    assert len(edited) == 8
+
+
+def test_unknown_pieces_and_edits_are_refused():
+    with pytest.raises(EditError, match="piece 9 does not exist"):
+        apply_edit(BASE, IdentityEdit("reassign", piece=9, person=0))
+    with pytest.raises(EditError, match="unknown edit"):
+        apply_edit(BASE, IdentityEdit("rename"))
+
+
+def test_edits_round_trip_through_json_and_replay():
+    edits = [
+        IdentityEdit("split", piece=0, frame=4),
+        IdentityEdit("reassign", piece=4),
+        IdentityEdit("merge", 0, 1, 2),
+    ]
+    again = [IdentityEdit.from_json(e.to_json()) for e in edits]
+    assert again == edits
+    replayed, touched = apply_edits(BASE, again)
+    assert rows(replayed) == rows(apply_edits(BASE, edits)[0]) and touched == {0, 1, 2}
+
+
+@pytest.fixture(scope="module")
+def scene_and_run():
+    scene = exact_scene(persons=2, views=3, frames=20, seed=1)
+    run = reconstruct_from_observations(
+        scene.observations, scene.cameras, scene.config.frames, scene.config.fps
+    )
+    return scene, run
+
+
+def test_refusing_after_an_edit_changes_the_touched_persons_only(scene_and_run):
+    _, run = scene_and_run
+    assert len(run.persons) == 2
+    view0 = np.flatnonzero(run.assignment.view == 0)
+    piece = int(view0[run.assignment.person[view0] == 1][0])
+    edited, affected = apply_edit(run.assignment, IdentityEdit("reassign", piece=piece))  # a new person
+    new = int(edited.person.max())
+    result = refuse(run, edited, affected, None, run.config.body.fit)
+    assert [p.person_id for p in result.persons] == [0, 1, new]
+    unchanged = result.persons[0]
+    assert unchanged is run.persons[0]  # not touched, not recomputed
+    moved = result.persons[2]
+    assert moved.views[:, 0].all() and not moved.views[:, 1:].any()  # only the view-0 piece feeds it
+    assert not result.persons[1].views[:, 0].any()
+    # the remaining views of person 1 still triangulate it where it was
+    np.testing.assert_allclose(result.persons[1].transl, run.persons[1].transl, atol=1e-6)
+
+    merged, affected = apply_edit(edited, IdentityEdit("merge", person=new, other=1))
+    back = refuse(result, merged, affected, None, run.config.body.fit)
+    assert [p.person_id for p in back.persons] == [0, 1]
+    np.testing.assert_allclose(back.persons[1].joints, run.persons[1].joints, atol=1e-9)
+
+
+def test_warm_starts_take_each_frame_from_the_person_its_detections_fed_before(scene_and_run):
+    _, run = scene_and_run
+    # mark each person's fitted pose with its id, as if fitted with a "toy" model
+    persons = tuple(
+        dataclasses.replace(
+            p, shape_model="toy", global_orient=np.full((len(p.frames), 3), float(p.person_id))
+        )
+        for p in run.persons
+    )
+    marked = dataclasses.replace(run, persons=persons)
+    edited, affected = apply_edit(run.assignment, IdentityEdit("swap", person=0, other=1, frame=10))
+    person = edited.person_of(run.tracklets.observation_tracklet, run.observations.frame)
+    starts = warm_starts(marked, person, np.array(sorted(affected)), "toy")
+    for pid, other in ((0, 1), (1, 0)):
+        start = starts[pid]
+        np.testing.assert_array_equal(start.global_orient[start.frames < 10], pid)
+        np.testing.assert_array_equal(start.global_orient[start.frames >= 10], other)
+    assert warm_starts(marked, person, np.array([0]), "anny") == {}
