@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from core.body.tracks import load_body_model
-from core.engine.editing import IdentityEdit, apply_edit, apply_edits, refuse
+from core.engine.editing import IdentityEdit, apply_edit, apply_edits
+from core.engine.refusion import refuse
 from core.reconstruction import Reconstruction, ReconstructionFormatError
 from core.types import Assignment
 from studio.export import write_atomically

@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.engine.editing import EditError, IdentityEdit, apply_edit, apply_edits, refuse, warm_starts
+from core.engine.editing import EditError, IdentityEdit, apply_edit, apply_edits
 from core.engine.pipeline import reconstruct_from_observations
+from core.engine.refusion import refuse, warm_starts
 from core.types import Assignment
 from tests.core.engine.scenes import exact_scene
 
