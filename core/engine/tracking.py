@@ -61,7 +61,7 @@ def sinkhorn_with_dustbin(
 
     >>> plan = sinkhorn_with_dustbin(np.array([[[0.0, 5.0], [5.0, 0.0]]]), np.ones((1, 2), bool),
     ...                              np.ones((1, 2), bool), 1.0, 0.1, 50)
-    >>> bool(plan[0, 0, 0] > 0.99 and plan[0, 1, 1] > 0.99)
+    >>> bool(plan[0, 0, 0] > 0.95 and plan[0, 1, 1] > 0.95 and plan[0, 0, 1] < 0.01)
     True
     """
     B, M, N = cost.shape

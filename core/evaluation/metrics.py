@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from core.geometry import apply_sim3, umeyama_sim3
 
 __all__ = [
+    "aligned_errors",
     "association_precision_recall",
     "ga_mpjpe",
     "id_switches",
@@ -58,6 +59,24 @@ def mpjpe(
     return np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
 
 
+def aligned_errors(
+    pred: Float[np.ndarray, "*batch N 3"],
+    gt: Float[np.ndarray, "*batch N 3"],
+    weights: Float[np.ndarray, "*batch N"] | None = None,
+) -> Float[np.ndarray, "*batch N"]:
+    """Per-point distance after one Sim(3) from pred onto gt per batch element, fitted on the points with
+    positive ``weights`` (all when None): the alignment every aligned MPJPE variant shares.
+
+    Example:
+        >>> import numpy as np
+        >>> gt = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+        >>> bool(np.allclose(aligned_errors(2 * gt + 5, gt), 0))
+        True
+    """
+    scale, R, t = umeyama_sim3(pred, gt, weights)
+    return np.linalg.norm(apply_sim3(pred, scale, R, t) - gt, axis=-1)
+
+
 def pa_mpjpe(
     pred: Float[np.ndarray, "*batch J 3"], gt: Float[np.ndarray, "*batch J 3"]
 ) -> Float[np.ndarray, "*batch"]:
@@ -72,8 +91,7 @@ def pa_mpjpe(
     """
     pred = np.asarray(pred, dtype=float)
     gt = np.asarray(gt, dtype=float)
-    scale, R, t = umeyama_sim3(pred, gt)
-    return np.linalg.norm(apply_sim3(pred, scale, R, t) - gt, axis=-1).mean(axis=-1)
+    return aligned_errors(pred, gt).mean(axis=-1)
 
 
 def segment_aligned_mpjpe(
@@ -127,11 +145,9 @@ def segment_aligned_mpjpe(
     fit_weights = np.broadcast_to(fit[..., None], fit.shape + (n_joints,)).astype(float)
 
     flat_shape = (n_segments, segment_length * n_joints, 3)
-    scale, R, t = umeyama_sim3(
+    errors = aligned_errors(
         pred_s.reshape(flat_shape), gt_s.reshape(flat_shape), fit_weights.reshape(n_segments, -1)
-    )
-    aligned = apply_sim3(pred_s.reshape(flat_shape), scale, R, t).reshape(pred_s.shape)
-    errors = np.linalg.norm(aligned - gt_s, axis=-1)  # (S, L, J)
+    ).reshape(valid_s.shape + (n_joints,))  # (S, L, J)
     return float(errors[valid_s].mean())
 
 
@@ -178,11 +194,9 @@ def ga_mpjpe(
     n_frames, n_persons, n_joints = pred.shape[:3]
     weights = np.broadcast_to(valid[..., None], (n_frames, n_persons, n_joints)).astype(float)
     flat_shape = (n_frames, n_persons * n_joints, 3)
-    scale, R, t = umeyama_sim3(
+    errors = aligned_errors(
         pred.reshape(flat_shape), gt.reshape(flat_shape), weights.reshape(n_frames, -1)
-    )
-    aligned = apply_sim3(pred.reshape(flat_shape), scale, R, t).reshape(pred.shape)
-    errors = np.linalg.norm(aligned - gt, axis=-1)  # (T, P, J)
+    ).reshape(valid.shape + (n_joints,))  # (T, P, J)
     return float(errors[valid].mean())
 
 

@@ -228,6 +228,7 @@ def triangulate_pixels(
 
     Example:
         >>> import numpy as np
+        >>> from core.geometry import project_points
         >>> K = np.broadcast_to(np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]]), (2, 3, 3))
         >>> R = np.broadcast_to(np.eye(3), (2, 3, 3))
         >>> t = np.array([[0.0, 0, 0], [-1.0, 0, 0]])
