@@ -6,9 +6,7 @@ its inputs and its own config, so the studio can re-run fusion and scale alone a
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -20,6 +18,7 @@ from core.engine.fusion import PersonCells, fuse, reprojection_residuals
 from core.engine.handedness import orient_left_right
 from core.engine.refinement import refine_assignment
 from core.engine.scale import adjust_scale, monocular_scale
+from core.engine.timing import timed
 from core.engine.tracking import track
 from core.errors import InputError
 from core.reconstruction import Reconstruction
@@ -76,13 +75,6 @@ def validate_observations(
     return cleaned, int((~finite).sum())
 
 
-@contextmanager
-def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
-
-
 def assigned_observations(
     observations: Observations,
     tracklets: Tracklets,
@@ -112,12 +104,12 @@ def fuse_and_scale(
     """Left/right orientation, fusion, scale adjustment and residuals for a given assignment (what an
     identity edit re-runs). The detections stay as detected; the ones read mirror-wise are listed in
     the diagnostics."""
-    with _timed(seconds, "fusion"):
+    with timed(seconds, "fusion"):
         observations, person, mirrored = assigned_observations(
             observations, tracklets, assignment, cameras, num_frames, config
         )
         persons = fuse(observations, person, cameras, num_frames, config.fusion)
-    with _timed(seconds, "scale"):
+    with timed(seconds, "scale"):
         persons, cameras, estimate = adjust_scale(
             persons, observations, person, cameras, num_frames, config.scale
         )
@@ -197,22 +189,22 @@ def reconstruct_from_observations(
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
     messages: list[str] = []
-    with _timed(seconds, "validate"):
+    with timed(seconds, "validate"):
         observations, dropped = validate_observations(observations, cameras, num_frames)
     if dropped:
         messages.append(f"{dropped} observations dropped: a non-finite essential field")
     if len(cameras) == 1:
         messages.append("single view: no cross-view association or triangulation; positions are monocular")
     report("validate", 0.1)
-    with _timed(seconds, "tracking"):
+    with timed(seconds, "tracking"):
         tracklets = track(observations, len(cameras), config.tracking)
     report("tracking", 0.4)
-    with _timed(seconds, "association"):
+    with timed(seconds, "association"):
         metres_per_unit = monocular_scale(observations, cameras, config.scale)
         association = associate(observations, tracklets, cameras, config.association, metres_per_unit)
     report("association", 0.6)
     assignment = association.assignment
-    with _timed(seconds, "refinement"):
+    with timed(seconds, "refinement"):
         # Only triangulated joints reproject onto the detections they came from; a body-model estimate
         # averaged over views does not, so its misfit would say nothing about identity.
         if config.refinement.enabled and observations.bare_keypoints and len(cameras) > 1:
