@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from jaxtyping import Float, UInt8
 
 from core.config import ReconstructionConfig
 from core.serialization import from_tree, to_tree
+from core.staging import remove_abandoned, staging_path
 from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
 
 FORMAT_VERSION = 3
@@ -52,25 +52,29 @@ class Reconstruction:
     format_version: int = FORMAT_VERSION
 
     def save(self, directory: Path) -> None:
-        """Write to ``directory`` via a staging directory renamed into place: never a half-written result."""
+        """Write to ``directory`` via a staging directory renamed into place: never a half-written result.
+
+        Replacing an existing ``directory`` takes two renames (no atomic swap of folders exists), so a
+        process killed between them leaves no ``directory``: a caller for whom that matters keeps what
+        it needs to write it again (a session rebuilds ``current/`` from its log). Whatever a killed save
+        left beside ``directory`` is removed by :func:`remove_abandoned_saves`.
+        """
         directory = Path(directory)
         arrays: dict[str, np.ndarray] = {}
         tree = to_tree(self, arrays)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        staging = staging_path(directory, "saving")
+        retired = staging_path(directory, "retired")
         try:
+            staging.mkdir()
             np.savez(staging / _ARRAYS, **arrays)
             (staging / _METADATA).write_text(json.dumps(tree, indent=1))
             if directory.exists():
-                retired = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(retired, ignore_errors=True)
                 os.replace(directory, retired)
-                os.replace(staging, directory)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, directory)
+            os.replace(staging, directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(retired, ignore_errors=True)
 
     @staticmethod
     def load(directory: Path) -> Reconstruction:
@@ -97,3 +101,10 @@ class Reconstruction:
                 raise ReconstructionFormatError(
                     f"{directory}: incomplete reconstruction ({error})"
                 ) from error
+
+
+def remove_abandoned_saves(directory: Path) -> list[Path]:
+    """Remove the staging folders that saves of ``directory`` killed midway left beside it (those of
+    a save still running are kept); the paths removed."""
+    directory = Path(directory)
+    return remove_abandoned(directory.parent, directory.name)

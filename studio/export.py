@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from jaxtyping import Float, Int, UInt8
 from core.body.config import EXPORT_TOPOLOGY, VIEWER_TOPOLOGY, BodyConfig
 from core.errors import InputError
 from core.reconstruction import Reconstruction
+from core.staging import staging_path
 from core.types import Camera, PersonTrack
 from studio.inspection import identity_color
 from studio.summary import clip_frame_numbers
@@ -82,7 +82,7 @@ def write_atomically(path: Path, content: str | bytes) -> None:
     the usual permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    temporary = staging_path(path, "writing")  # a killed writer's leftover is told apart
     try:
         with open(temporary, "xb" if isinstance(content, bytes) else "x") as file:
             file.write(content)

@@ -1,10 +1,18 @@
 import dataclasses
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.reconstruction import FORMAT_VERSION, Reconstruction, ReconstructionFormatError
+from core.reconstruction import (
+    FORMAT_VERSION,
+    Reconstruction,
+    ReconstructionFormatError,
+    remove_abandoned_saves,
+)
+from tests.core.test_staging import a_finished_process
 
 
 def assert_identical(a, b, path="root"):
@@ -57,3 +65,32 @@ def test_other_format_version_is_refused_with_the_file_named(small_reconstructio
 def test_a_directory_without_a_reconstruction_is_a_clear_error(tmp_path):
     with pytest.raises(ReconstructionFormatError, match="not a reconstruction"):
         Reconstruction.load(tmp_path)
+
+
+def test_a_failed_save_keeps_the_previous_result_and_leaves_no_staging(
+    small_reconstruction, tmp_path, monkeypatch
+):
+    small_reconstruction.save(tmp_path / "run")
+
+    def disk_full(path, **arrays):
+        Path(path).write_bytes(b"PK")  # half a file, then the disk is full
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    fewer = dataclasses.replace(small_reconstruction, persons=small_reconstruction.persons[:1])
+    with pytest.raises(OSError, match="no space"):
+        fewer.save(tmp_path / "run")
+    assert len(Reconstruction.load(tmp_path / "run").persons) == len(small_reconstruction.persons)
+    assert os.listdir(tmp_path) == ["run"]
+
+
+def test_what_killed_saves_left_is_removed_and_a_running_save_is_not(small_reconstruction, tmp_path):
+    small_reconstruction.save(tmp_path / "run")
+    dead = a_finished_process()
+    killed = [f".run.saving-{dead}-0a1b", f".run.retired-{dead}-0a1b", ".run.old", ".run.x7_k2p9q"]
+    running = f".run.saving-{os.getpid()}-99aa"
+    for name in [*killed, running]:
+        (tmp_path / name).mkdir()
+    assert sorted(p.name for p in remove_abandoned_saves(tmp_path / "run")) == sorted(killed)
+    assert sorted(os.listdir(tmp_path)) == sorted([running, "run"])
+    assert len(Reconstruction.load(tmp_path / "run").persons) == len(small_reconstruction.persons)
