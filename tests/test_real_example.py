@@ -81,6 +81,17 @@ def test_summary_and_joint_export_of_the_short_run(short_run, tmp_path, capsys):
     assert 0.0 < frame["nose"][2] - frame["left_ankle"][2] < 2.2  # metres, z up
 
 
+def test_a_clip_shorter_than_a_tracklet_still_gives_the_two_people(tmp_path):
+    main(["example", "--out", str(tmp_path / "run"), "--frames", "0:3"])
+    reconstruction = Reconstruction.load(tmp_path / "run")
+    assert len(reconstruction.persons) == 2
+    for person in reconstruction.persons:
+        assert person.frames.tolist() == [0, 1, 2] and (person.views.sum(axis=1) >= 2).all()
+        assert np.nanmean(person.residuals_px) < 10.0
+        assert person.shape_model == "anny" and np.isfinite(person.body_pose).all()
+    assert any("the clip has 3 frames" in m for m in reconstruction.diagnostics.messages)
+
+
 @pytest.mark.slow
 def test_demo_multi_person_meets_the_targets():
     start = time.perf_counter()

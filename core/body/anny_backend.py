@@ -208,6 +208,12 @@ def resolve_cache_dir(config: AnnyConfig) -> Path:
     return Path(os.environ.get("ANNY_CACHE_DIR", Path.home() / ".cache" / "anny")).expanduser()
 
 
+def is_built(config: AnnyConfig) -> bool:
+    """Whether ``config``'s topology is in Anny's cache already (loading it then takes about a second)."""
+    compact = _compact_cache_file(config.topology, resolve_cache_dir(config))
+    return compact is not None and compact.exists()
+
+
 @dataclass(frozen=True)
 class _Rig:
     """An Anny model on one device with the index tables this backend reads."""

@@ -171,6 +171,30 @@ def view_agreement_messages(
     ]
 
 
+def fit_to_clip(config: ReconstructionConfig, num_frames: int) -> tuple[ReconstructionConfig, list[str]]:
+    """The settings for a clip of ``num_frames``, and what to tell the user about them.
+
+    On a clip shorter than the frames a tracklet must last, or two tracklets must share to be linked,
+    every person would be lost; there the whole clip is asked instead, which still drops a detection
+    that flickers in and out.
+    """
+    tracking, association = config.tracking, config.association
+    needed = max(tracking.min_tracklet_frames, association.min_shared_frames)
+    if num_frames >= needed:
+        return config, []
+    frames = f"{num_frames} frame{'s' if num_frames > 1 else ''}"
+    message = (
+        f"the clip has {frames}, fewer than the {needed} a tracklet needs to be kept and linked "
+        "(tracking.min_tracklet_frames, association.min_shared_frames): the people seen in every frame "
+        "are kept"
+    )
+    return replace(
+        config,
+        tracking=replace(tracking, min_tracklet_frames=min(tracking.min_tracklet_frames, num_frames)),
+        association=replace(association, min_shared_frames=min(association.min_shared_frames, num_frames)),
+    ), [message]
+
+
 def reconstruct_from_observations(
     observations: Observations,
     cameras: CameraRig,
@@ -196,12 +220,14 @@ def reconstruct_from_observations(
     if len(cameras) == 1:
         messages.append("single view: no cross-view association or triangulation; positions are monocular")
     report("validate", 0.1)
+    clip_config, short_clip = fit_to_clip(config, num_frames)
+    messages += short_clip
     with timed(seconds, "tracking"):
-        tracklets = track(observations, len(cameras), config.tracking)
+        tracklets = track(observations, len(cameras), clip_config.tracking)
     report("tracking", 0.4)
     with timed(seconds, "association"):
         metres_per_unit = monocular_scale(observations, cameras, config.scale)
-        association = associate(observations, tracklets, cameras, config.association, metres_per_unit)
+        association = associate(observations, tracklets, cameras, clip_config.association, metres_per_unit)
     report("association", 0.6)
     assignment = association.assignment
     with timed(seconds, "refinement"):

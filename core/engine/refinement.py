@@ -162,6 +162,8 @@ def refine_assignment(
     config: RefinementConfig,
 ) -> Assignment:
     """The assignment that the fused ``persons`` support (see the module docstring)."""
+    if not persons:  # nothing was fused (every tracklet too short, say): no person supports anything
+        return Assignment.from_tracklet_persons(tracklets, np.full(len(tracklets), -1))
     errors = fit_errors(observations, persons, cameras, num_frames, config.min_keypoint_confidence)
     label = match_per_frame(observations, errors, config.max_error)
     person_ids = np.array([p.person_id for p in persons], dtype=np.int64)

@@ -11,8 +11,8 @@ is engine observations: 2D landmarks, head and pelvis points, an appearance embe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +20,13 @@ from jaxtyping import Float
 from scipy.spatial.transform import Rotation
 
 from core.cache import cache_root
-from core.io.video import ClipHealth, ClipInfo, FrameRange, iter_synchronized
 from core.keypoints import BLAZEPOSE_NAMES
-from core.perception.appearance import EMBEDDING_DIM, colour_embeddings
+from core.perception.appearance import colour_embeddings
 from core.perception.config import BlazePoseConfig
 from core.perception.detector import BODY_SCALE_POINT, HIP_CENTER, PoseDetector
 from core.perception.hints import body_orientation, canonical_joints, head_and_pelvis, place_in_camera
 from core.perception.landmarker import Landmarks, PoseLandmarker
+from core.perception.observer import PersonColumns
 from core.perception.roi import Regions, image_pyramid
 from core.perception.tflite import TFLiteModel
 from core.types import BODY_POSE_JOINTS, CameraRig, Observations
@@ -38,21 +38,6 @@ LANDMARK_FILE = "pose_landmark_full.tflite"
 def model_directory() -> Path:
     """Where ``python -m studio assets`` puts the models: $CHROMM_CACHE_DIR/models (default ~/.cache)."""
     return cache_root() / "models"
-
-
-@dataclass
-class _Rows:
-    """Per-detection arrays collected frame by frame, concatenated once at the end."""
-
-    columns: dict[str, list[np.ndarray]] = field(default_factory=dict)
-
-    def add(self, **arrays: np.ndarray) -> None:
-        for key, value in arrays.items():
-            self.columns.setdefault(key, []).append(value)
-
-    def stacked(self, key: str, empty_shape: tuple[int, ...]) -> np.ndarray:
-        parts = self.columns.get(key)
-        return np.concatenate(parts) if parts else np.zeros((0, *empty_shape))
 
 
 def _body_height(points: Float[np.ndarray, "R 33 2"]) -> Float[np.ndarray, " R"]:
@@ -75,17 +60,16 @@ def remove_duplicates(landmarks: Landmarks, min_presence: float, distance: float
     return landmarks.take(order[keep][:limit])
 
 
-class BlazePose:
-    """Finds the people of one frame."""
+class _Finder:
+    """One copy of the two models, finding the people of one frame at a time (an interpreter serves one
+    thread at a time)."""
 
-    def __init__(self, config: BlazePoseConfig, model_dir: Path | None = None):
-        directory = model_dir or model_directory()
+    def __init__(self, config: BlazePoseConfig, directory: Path):
         self._config = config
         self._detector = PoseDetector(TFLiteModel(directory / DETECTOR_FILE, config.threads), config.detector)
         self._landmarker = PoseLandmarker(TFLiteModel(directory / LANDMARK_FILE, config.threads))
 
     def __call__(self, image: np.ndarray) -> Landmarks:
-        """People in an RGB frame."""
         found = self._detector(image)
         regions = Regions.from_keypoints(
             found.keypoints[:, HIP_CENTER], found.keypoints[:, BODY_SCALE_POINT], self._config.region_scale
@@ -96,96 +80,76 @@ class BlazePose:
         return remove_duplicates(landmarks, config.min_presence, config.duplicate_distance, config.max_people)
 
 
-@dataclass(frozen=True)
-class PerceptionResult:
-    """Observations of every view plus what a user should hear about the clips."""
+class BlazePose:
+    """Finds the people of one frame; as an :class:`~core.perception.observer.Observer`, of every view.
 
-    observations: Observations
-    messages: tuple[str, ...]
+    The views of a frame are shared out among ``config.workers`` copies of the models in threads: LiteRT
+    and OpenCV release Python's lock, so the image work of one view overlaps the model calls of another
+    and both cores stay busy (batching views into one model call does not help: the models cost the same
+    per image at any batch size)."""
 
+    def __init__(self, config: BlazePoseConfig, model_dir: Path | None = None):
+        directory = model_dir or model_directory()
+        self._finders = [_Finder(config, directory) for _ in range(max(config.workers, 1))]
 
-def observe_clips(
-    clips: Sequence[ClipInfo],
-    frames: FrameRange,
-    cameras: CameraRig,
-    config: BlazePoseConfig,
-    progress: Callable[[int, int], None] | None = None,
-    model_dir: Path | None = None,
-) -> PerceptionResult:
-    """Run the detector over the selected frames of all clips; frame k of the result is the k-th
-    selected frame. ``progress(done, total)`` is called after each frame."""
-    blazepose = BlazePose(config, model_dir)
-    indices = frames.indices(clips[0].num_frames)
-    health = [ClipHealth() for _ in clips]
-    rows = _Rows()
-    for step, (_, images) in enumerate(iter_synchronized(clips, frames)):
-        for view, image in enumerate(images):
-            health[view].observe(image)
-            people = blazepose(image)
-            count = len(people)
-            rows.add(
-                view=np.full(count, view),
-                frame=np.full(count, step),
-                score=people.presence,
-                keypoints2d=people.image - 0.5,  # to OpenCV's integer pixel centres
-                visibility=people.visibility,
-                world=people.world,
-                embedding=colour_embeddings(people.crops, people.segmentation),
-            )
-        if progress:
-            progress(step + 1, len(indices))
-    observations = _to_observations(rows, cameras)
-    return PerceptionResult(observations, clip_messages(clips, health, observations))
+    def __call__(self, image: np.ndarray) -> Landmarks:
+        """People in an RGB frame."""
+        return self._finders[0](image)
 
+    def detect(self, images: Sequence[np.ndarray], cameras: CameraRig) -> PersonColumns:
+        """The landmarks of everyone in each view of one frame, and their appearance."""
+        found = self._find_in_views(images)
+        return {
+            "view": np.concatenate([np.full(len(people), view) for view, people in enumerate(found)]),
+            "score": np.concatenate([people.presence for people in found]),
+            "keypoints2d": np.concatenate([people.image for people in found]) - 0.5,  # OpenCV pixel centres
+            "visibility": np.concatenate([people.visibility for people in found]),
+            "world": np.concatenate([people.world for people in found]),
+            "embedding": np.concatenate([colour_embeddings(p.crops, p.segmentation) for p in found]),
+        }
 
-def _to_observations(rows: _Rows, cameras: CameraRig) -> Observations:
-    """Stack the collected rows and add the per-view 3D hints, batched over all detections."""
-    view = rows.stacked("view", ()).astype(np.int64)
-    keypoints = rows.stacked("keypoints2d", (33, 2))
-    visibility = rows.stacked("visibility", (33,))
-    world = rows.stacked("world", (33, 3))
-    placed, position = place_in_camera(
-        keypoints, np.maximum(visibility, 0.01), world, cameras.K[view], cameras.dist[view]
-    )
-    orientation = body_orientation(placed)
-    head, pelvis = head_and_pelvis(keypoints)
-    visible = visibility > 0.5
-    low = np.where(visible[..., None], keypoints, np.inf).min(axis=1)
-    high = np.where(visible[..., None], keypoints, -np.inf).max(axis=1)
-    margin = 0.1 * np.maximum(high - low, 0.0).max(axis=-1, keepdims=True)
-    bbox = np.concatenate([low - margin, high + margin], axis=1)
-    bbox = np.where(np.isfinite(bbox), bbox, np.concatenate([keypoints.min(1), keypoints.max(1)], axis=1))
-    n = view.shape[0]
-    return Observations(
-        view=view,
-        frame=rows.stacked("frame", ()).astype(np.int64),
-        score=rows.stacked("score", ()),
-        bbox=bbox,
-        keypoints2d=keypoints,
-        keypoint_confidence=visibility,
-        head2d=head,
-        pelvis2d=pelvis,
-        position_cam=position,
-        global_orient_cam=Rotation.from_matrix(orientation).as_rotvec() if n else np.zeros((0, 3)),
-        body_pose=np.zeros((n, BODY_POSE_JOINTS, 3)),
-        shape=np.zeros((n, 0)),
-        canonical_pose=canonical_joints(placed, orientation),
-        embedding=rows.stacked("embedding", (EMBEDDING_DIM,)),
-        keypoint_names=BLAZEPOSE_NAMES,
-        shape_model="none",
-    )
+    def _find_in_views(self, images: Sequence[np.ndarray]) -> list[Landmarks]:
+        """Each view's people; worker w takes views w, w + workers, …"""
+        workers = min(len(self._finders), len(images))
 
+        def share(worker: int) -> list[Landmarks]:
+            return [self._finders[worker](image) for image in images[worker::workers]]
 
-def clip_messages(
-    clips: Sequence[ClipInfo], health: Sequence[ClipHealth], observations: Observations
-) -> tuple[str, ...]:
-    """Say which clips look broken and which saw nobody, naming the files."""
-    messages = []
-    seen = np.bincount(observations.view, minlength=len(clips))
-    for view, (clip, state) in enumerate(zip(clips, health, strict=True)):
-        problem = state.problem()
-        if problem:
-            messages.append(f"{clip.path}: the clip looks {problem}")
-        if seen[view] == 0:
-            messages.append(f"{clip.path}: no person detected in any selected frame")
-    return tuple(messages)
+        with ThreadPoolExecutor(workers) as pool:
+            shares = list(pool.map(share, range(workers)))
+        return [shares[view % workers][view // workers] for view in range(len(images))]
+
+    def to_observations(self, columns: PersonColumns, frame: np.ndarray, cameras: CameraRig) -> Observations:
+        """Observations with the per-view 3D hints, batched over all detections."""
+        view = columns["view"].astype(np.int64)
+        keypoints, visibility = columns["keypoints2d"], columns["visibility"]
+        placed, position = place_in_camera(
+            keypoints, np.maximum(visibility, 0.01), columns["world"], cameras.K[view], cameras.dist[view]
+        )
+        orientation = body_orientation(placed)
+        head, pelvis = head_and_pelvis(keypoints)
+        visible = visibility > 0.5
+        low = np.where(visible[..., None], keypoints, np.inf).min(axis=1)
+        high = np.where(visible[..., None], keypoints, -np.inf).max(axis=1)
+        margin = 0.1 * np.maximum(high - low, 0.0).max(axis=-1, keepdims=True)
+        bbox = np.concatenate([low - margin, high + margin], axis=1)
+        bbox = np.where(np.isfinite(bbox), bbox, np.concatenate([keypoints.min(1), keypoints.max(1)], axis=1))
+        n = view.shape[0]
+        return Observations(
+            view=view,
+            frame=frame.astype(np.int64),
+            score=columns["score"],
+            bbox=bbox,
+            keypoints2d=keypoints,
+            keypoint_confidence=visibility,
+            head2d=head,
+            pelvis2d=pelvis,
+            position_cam=position,
+            global_orient_cam=Rotation.from_matrix(orientation).as_rotvec() if n else np.zeros((0, 3)),
+            body_pose=np.zeros((n, BODY_POSE_JOINTS, 3)),
+            shape=np.zeros((n, 0)),
+            canonical_pose=canonical_joints(placed, orientation),
+            embedding=columns["embedding"],
+            keypoint_names=BLAZEPOSE_NAMES,
+            shape_model="none",
+        )

@@ -32,5 +32,8 @@ class BlazePoseConfig:
     landmarks of a more confident one is a duplicate (or a chimera of two overlapping people)."""
     max_people: int = 12
     """At most this many people per view and frame (the most confident)."""
-    threads: int = 2
+    threads: int = 1
     """LiteRT threads per model."""
+    workers: int = 2
+    """Views searched at once, each by its own copy of the two models (one per core: the model calls and
+    the image work of different views then overlap)."""

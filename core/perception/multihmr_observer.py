@@ -17,12 +17,11 @@ from scipy.spatial.transform import Rotation
 
 from core.errors import InputError
 from core.geometry import project_points
-from core.io.video import ClipHealth, ClipInfo, FrameRange, iter_synchronized
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.model import MultiHMR
 from core.nets.multihmr.preprocess import multihmr_input, square_intrinsics
 from core.nets.runtime import inference
-from core.perception.blazepose import PerceptionResult, clip_messages
+from core.perception.observer import PersonColumns
 from core.scene.pi3x_scene import FrameGeometry
 from core.skeleton import HEAD, JOINT_NAMES, SHAPE_DIM, canonical_joints, forward_kinematics
 from core.types import BODY_POSE_JOINTS, CameraRig, Observations
@@ -61,7 +60,7 @@ def detect_views(
     cameras: CameraRig,
     config: NetworksConfig,
     device: str,
-) -> dict[str, np.ndarray]:
+) -> PersonColumns:
     """Multi-HMR on every view of one frame in one batch; positions in original pixels, float64."""
     squares, maps = zip(*(multihmr_input(image[None], model.image_size) for image in images), strict=True)
     K = np.stack([square_intrinsics(m, cameras.K[v]) for v, m in enumerate(maps)])
@@ -82,7 +81,7 @@ def detect_views(
     return {**out, "view": view, "loc": loc}
 
 
-def to_observations(people: dict[str, np.ndarray], frame: np.ndarray, cameras: CameraRig) -> Observations:
+def to_observations(people: PersonColumns, frame: np.ndarray, cameras: CameraRig) -> Observations:
     """Observations of detected people (any frames and views at once), batched over persons. With
     ``people["head_depth"]``, each head is moved along its ray to that depth."""
     view = people["view"]
@@ -121,31 +120,29 @@ def to_observations(people: dict[str, np.ndarray], frame: np.ndarray, cameras: C
     )
 
 
-def observe_clips_multihmr(
-    model: MultiHMR,
-    clips: Sequence[ClipInfo],
-    frames: FrameRange,
-    cameras: CameraRig,
-    config: NetworksConfig,
-    frame_depth: Callable[[np.ndarray], FrameGeometry] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    device: str = "cpu",
-) -> PerceptionResult:
-    """Run Multi-HMR over the selected frames of all clips; frame k of the result is the k-th frame.
-    ``frame_depth`` (Pi3X on the same frame's views) gives each head its depth."""
-    total = len(frames.indices(clips[0].num_frames))
-    health = [ClipHealth() for _ in clips]
-    batches, frame_of = [], []
-    for step, (_, images) in enumerate(iter_synchronized(clips, frames)):
-        for state, image in zip(health, images, strict=True):
-            state.observe(image)
-        people = detect_views(model, images, cameras, config, device)
-        if frame_depth is not None:
-            people["head_depth"] = frame_depth(np.stack(images)).depth_at(people["view"], people["loc"])
-        batches.append(people)
-        frame_of.append(np.full(len(people["view"]), step))
-        if progress:
-            progress(step + 1, total)
-    people = {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
-    observations = to_observations(people, np.concatenate(frame_of), cameras)
-    return PerceptionResult(observations, clip_messages(clips, health, observations))
+class MultiHMRObserver:
+    """Multi-HMR as an :class:`~core.perception.observer.Observer`: all views of a frame in one batch.
+    With ``frame_depth`` (Pi3X on the same frame's views), each head sits at Pi3X's depth of its pixel."""
+
+    def __init__(
+        self,
+        model: MultiHMR,
+        config: NetworksConfig,
+        device: str = "cpu",
+        frame_depth: Callable[[np.ndarray], FrameGeometry] | None = None,
+    ):
+        self._model = model
+        self._config = config
+        self._device = device
+        self._frame_depth = frame_depth
+
+    def detect(self, images: Sequence[np.ndarray], cameras: CameraRig) -> PersonColumns:
+        """Multi-HMR's people of every view of one frame."""
+        people = detect_views(self._model, images, cameras, self._config, self._device)
+        if self._frame_depth is not None:
+            people["head_depth"] = self._frame_depth(np.stack(images)).depth_at(people["view"], people["loc"])
+        return people
+
+    def to_observations(self, columns: PersonColumns, frame: np.ndarray, cameras: CameraRig) -> Observations:
+        """Posed, projected bodies (see :func:`to_observations`)."""
+        return to_observations(columns, frame, cameras)

@@ -6,8 +6,11 @@ import zipfile
 import pytest
 
 import studio.assets as assets
+from core.body import anny_backend
+from core.body.config import AnnyConfig
 from core.errors import InputError
 from core.perception.blazepose import DETECTOR_FILE, LANDMARK_FILE, model_directory
+from studio.cli import main
 
 MODEL_MEMBERS = {
     f"mediapipe/modules/pose_detection/{DETECTOR_FILE}": b"detector bytes",
@@ -106,3 +109,26 @@ def test_a_failed_pip_download_is_an_input_error_naming_the_requirement(tmp_path
     monkeypatch.setattr(subprocess, "run", failing)
     with pytest.raises(InputError, match=r"could not download mediapipe==0\.10\.21 with pip: .*No matching"):
         assets._download_wheel(assets.MEDIAPIPE_WHEEL, tmp_path)
+
+
+def test_assets_builds_annys_mesh_once(wheels, tmp_path, monkeypatch, capsys):
+    """`assets` builds the topology fitting and the viewer use; a second `assets` (a new process, so no
+    model in memory) finds it in Anny's cache and builds nothing."""
+    monkeypatch.setenv("ANNY_CACHE_DIR", str(tmp_path / "anny"))
+    builds = []
+
+    def build(topology, cache_dir):  # stands in for Anny's 40 s build: writes the file it would
+        builds.append((topology, cache_dir))
+        compact = anny_backend._compact_cache_file(topology, cache_dir)
+        compact.parent.mkdir(parents=True)
+        compact.write_bytes(b"model data")
+        return object()
+
+    monkeypatch.setattr(anny_backend, "_build_rig", build)
+    monkeypatch.setattr(anny_backend, "_RIGS", {})
+    main(["assets", "--no-examples"])
+    assert builds == [(AnnyConfig().topology, tmp_path / "anny")]
+    assert f"Anny body model in {tmp_path / 'anny'}" in capsys.readouterr().out
+    monkeypatch.setattr(anny_backend, "_RIGS", {})
+    main(["assets", "--no-examples"])
+    assert len(builds) == 1

@@ -9,6 +9,8 @@ from core.engine.pipeline import reconstruct_from_observations
 from core.errors import InputError
 from core.evaluation.scoring import evaluate
 from core.evaluation.synthetic import SyntheticConfig, make_scene
+from core.skeleton import JOINT_NAMES
+from tests.core.engine.scenes import exact_scene
 
 
 def run(scene, observations=None, cameras=None):
@@ -82,3 +84,41 @@ def test_observations_of_an_unknown_view_are_an_input_error(small_scene):
 def test_no_cameras_is_an_input_error(small_scene):
     with pytest.raises(InputError, match="no cameras"):
         run(small_scene, cameras=dataclasses.replace(small_scene.cameras, cameras=()))
+
+
+@pytest.mark.parametrize("frames", [1, 3, 4])
+@pytest.mark.parametrize("shape_model", ["skeleton", "none"])
+def test_a_clip_shorter_than_a_tracklet_keeps_the_people_seen_in_every_frame(frames, shape_model):
+    scene = exact_scene(persons=2, views=3, frames=frames)
+    # "none": bare keypoints, as BlazePose gives, which also go through the geometric refinement.
+    observations = dataclasses.replace(
+        scene.observations, shape_model=shape_model, keypoint_names=JOINT_NAMES
+    )
+    reconstruction = run(scene, observations)
+    assert len(reconstruction.persons) == 2
+    person = reconstruction.assignment.person_of(
+        reconstruction.tracklets.observation_tracklet, observations.frame
+    )
+    for found in reconstruction.persons:
+        truth = np.unique(scene.observation_identity[person == found.person_id])
+        assert truth.size == 1  # one true person, seen by every view in every frame
+        assert (found.views.sum(axis=1) == 3).all() and found.frames.tolist() == list(range(frames))
+        joints = found.joints[:, [found.joint_names.index(n) for n in JOINT_NAMES]]
+        np.testing.assert_allclose(joints, scene.joints[truth[0]], atol=1e-9)
+    assert any(f"the clip has {frames} frame" in m for m in reconstruction.diagnostics.messages)
+
+
+def test_a_short_clip_still_drops_a_detection_that_flickers():
+    scene = exact_scene(persons=2, views=3, frames=4, false_positive_rate=1.0)
+    assert (scene.observation_identity < 0).sum() > 4  # about one false detection per view and frame
+    reconstruction = run(scene)
+    assert len(reconstruction.persons) == 2
+    person = reconstruction.assignment.person_of(
+        reconstruction.tracklets.observation_tracklet, scene.observations.frame
+    )
+    assert (person[scene.observation_identity < 0] == -1).all()
+
+
+def test_a_clip_as_long_as_a_tracklet_needs_is_left_alone():
+    reconstruction = run(exact_scene(persons=2, views=3, frames=5))
+    assert len(reconstruction.persons) == 2 and reconstruction.diagnostics.messages == ()

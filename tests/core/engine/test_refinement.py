@@ -171,3 +171,12 @@ def test_a_short_track_only_one_view_sees_is_dropped_as_a_false_positive(scene):
     labels = refined.person_of(tracklets.observation_tracklet, sub.frame)
     np.testing.assert_array_equal(labels[sub_who == 1], -1)
     np.testing.assert_array_equal(labels[sub_who == 0], 0)
+
+
+def test_with_no_fused_person_nothing_is_assigned(scene):
+    obs = scene.observations
+    tracklets = identity_tracklets(scene)
+    unassigned = Assignment.from_tracklet_persons(tracklets, np.full(len(tracklets), -1))
+    refined = refine_assignment(obs, tracklets, unassigned, (), scene.cameras, FRAMES, RefinementConfig())
+    assert len(refined) == 0
+    np.testing.assert_array_equal(refined.person_of(tracklets.observation_tracklet, obs.frame), -1)

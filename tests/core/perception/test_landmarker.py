@@ -14,12 +14,12 @@ from core.perception.blazepose import (
     LANDMARK_FILE,
     BlazePose,
     model_directory,
-    observe_clips,
     remove_duplicates,
 )
 from core.perception.config import BlazePoseConfig
 from core.perception.hints import head_and_pelvis
 from core.perception.landmarker import LANDMARK_INPUT_SIZE, Landmarks, refine_from_heatmaps
+from core.perception.observer import observe_clips
 from core.perception.tflite import TFLiteModel
 from studio.assets import examples_directory
 
@@ -195,9 +195,7 @@ def test_observe_clips_turns_two_frames_of_four_views_into_observations(blazepos
         calibration,
     )
     calls = []
-    result = observe_clips(
-        clips, FrameRange(0, 40, 20), cameras, BlazePoseConfig(), lambda *a: calls.append(a)
-    )
+    result = observe_clips(blazepose, clips, FrameRange(0, 40, 20), cameras, lambda *a: calls.append(a))
     obs = result.observations
     assert calls == [(1, 2), (2, 2)]
     assert result.messages == ()
