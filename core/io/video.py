@@ -44,6 +44,10 @@ _BLACK_SHARE = 0.95
 _FROZEN_DIFF = 0.5
 """Largest mean absolute grey change between consecutive frames of a frozen clip (codec noise only)."""
 
+_FROZEN_MIN_FRAMES = 10
+"""Frames it takes to call a clip frozen: over a few frames a static camera on people standing still
+changes no more than codec noise."""
+
 _HEALTH_SIDE = 64
 """Longest side, in pixels, of the grey copy health statistics are computed on."""
 
@@ -330,6 +334,6 @@ class ClipHealth:
         """``"black"``, ``"frozen"`` (no change between frames beyond codec noise) or None if it is live."""
         if self._frames and self._black >= _BLACK_SHARE * self._frames:
             return "black"
-        if self._frames >= 2 and self._largest_change <= _FROZEN_DIFF:
+        if self._frames >= _FROZEN_MIN_FRAMES and self._largest_change <= _FROZEN_DIFF:
             return "frozen"
         return None

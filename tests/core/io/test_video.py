@@ -252,9 +252,9 @@ def test_overshooting_seek_falls_back_to_decoding_from_the_start():
     assert [(index, frame.pts) for index, frame in decoded] == [(i, i) for i in range(start + 10)]
 
 
-def health_of(info: ClipInfo) -> str | None:
+def health_of(info: ClipInfo, frames: FrameRange | None = None) -> str | None:
     health = ClipHealth()
-    for _, image in iter_frames(info, FrameRange()):
+    for _, image in iter_frames(info, frames or FrameRange()):
         health.observe(image)
     return health.problem()
 
@@ -266,6 +266,7 @@ def test_clip_health_flags_black_and_frozen_clips_but_not_a_moving_one(tmp_path,
     assert health_of(probe_clip(frozen)) == "frozen"
     assert health_of(clip) is None
     assert ClipHealth().problem() is None
+    assert health_of(probe_clip(frozen), FrameRange(0, 4)) is None  # too few frames to tell
 
 
 @pytest.mark.skipif(not DEMO_VIDEOS.is_dir(), reason=f"demo clips not downloaded to {DEMO_VIDEOS}")
