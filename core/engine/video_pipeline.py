@@ -10,8 +10,9 @@ one) becomes a message in the result, which is still written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +26,15 @@ from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.model import MultiHMR
 from core.nets.pi3x.model import Pi3X
-from core.perception.blazepose import PerceptionResult, observe_clips
-from core.perception.multihmr_observer import load_multihmr, observe_clips_multihmr
+from core.perception import BlazePose, MultiHMRObserver, PerceptionResult, load_multihmr, observe_clips
 from core.reconstruction import Reconstruction
-from core.scene.ground import fit_ground, sample_ground
+from core.scene.ground import WORLD_UP, TextureFrame, fit_ground, sample_ground
+from core.scene.people_masks import people_masks
 from core.scene.pi3x_scene import FrameGeometry, SceneEstimate, estimate_scene, frame_geometry, load_pi3x
 from core.types import CameraRig
 
 StageProgress = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done)."""
-
-_TEXTURE_FRAMES = 3
 
 
 def load_inputs(
@@ -118,7 +117,8 @@ def reconstruct_from_videos(
     body_seconds = time.perf_counter() - start
     report("body", 1.0)
     start = time.perf_counter()
-    reconstruction = _add_ground(reconstruction, clips, frames, indices, config, scene)
+    up = None if calibration is None else WORLD_UP  # else Pi3X's world, only roughly upright
+    reconstruction = _add_ground(reconstruction, clips, frames, indices, config, up, scene)
     report("scene", 1.0)
     diagnostics = reconstruction.diagnostics
     seconds = {"ingest": ingest_seconds, "detection": detection_seconds, **diagnostics.stage_seconds}
@@ -140,8 +140,8 @@ def reconstruct_from_videos(
 
 
 def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:
-    """About ``count`` frames spread evenly over the selected ones."""
-    step = max(len(indices) // max(count, 1), 1) * frames.step
+    """At most ``count`` frames spread evenly over the selected ones."""
+    step = -(-len(indices) // max(count, 1)) * frames.step  # ceil: never more than count
     return FrameRange(int(indices[0]), int(indices[-1]) + 1, step)
 
 
@@ -187,12 +187,13 @@ def _detect(
 ) -> PerceptionResult:
     """People in every selected frame of every view, by Multi-HMR when loaded (heads at Pi3X's depth of
     the same frame with ``frame_depth``), else by BlazePose."""
-    progress = lambda done, total: report("detection", done / total)  # noqa: E731
     if humans_net is not None:
-        return observe_clips_multihmr(
-            humans_net, clips, frames, cameras, config.networks, frame_depth, progress, device
-        )
-    return observe_clips(clips, frames, cameras, config.perception, progress, model_dir)
+        observer = MultiHMRObserver(humans_net, config.networks, device, frame_depth)
+    else:
+        observer = BlazePose(config.perception, model_dir)
+    return observe_clips(
+        observer, clips, frames, cameras, lambda done, total: report("detection", done / total)
+    )
 
 
 def _add_ground(
@@ -201,11 +202,13 @@ def _add_ground(
     frames: FrameRange,
     indices: np.ndarray,
     config: ReconstructionConfig,
+    up: np.ndarray | None,
     scene: SceneEstimate | None = None,
 ) -> Reconstruction:
-    """Fit the floor to the people's feet; the scene's points are Pi3X's when it ran (in the engine's
-    scale), else the floor coloured from a few frames spread over the range."""
-    plane = fit_ground(reconstruction.persons, config.ground)
+    """Fit the floor to the people's feet (its normal ``up`` when the world's up is known); the scene's
+    points are Pi3X's when it ran (in the engine's scale), else the floor coloured from frames spread over
+    the range with the people masked out."""
+    plane = fit_ground(reconstruction.persons, config.ground, up)
     if scene is not None:
         factor = reconstruction.diagnostics.scale_factor
         ground = np.full(4, np.nan) if plane is None else np.append(plane.normal, plane.offset)
@@ -220,16 +223,32 @@ def _add_ground(
                 messages=(*reconstruction.diagnostics.messages, "no floor: no person to stand on it"),
             ),
         )
-    texture_range = _spread(indices, frames, _TEXTURE_FRAMES)
-    images: list[list[np.ndarray]] = [[] for _ in clips]
-    for _, views in iter_synchronized(clips, texture_range):
-        for view, image in enumerate(views):
-            images[view].append(image)
+    masks = partial(
+        people_masks,
+        observations=reconstruction.observations,
+        persons=reconstruction.persons,
+        cameras=reconstruction.cameras,
+        limb_width=config.ground.limb_width,
+    )
+    texture = _texture_frames(clips, frames, indices, masks, config.ground.texture_frames)
     around = np.concatenate([p.transl for p in reconstruction.persons])
-    points, colours = sample_ground(plane, around, reconstruction.cameras, images, config.ground)
+    points, colours = sample_ground(plane, around, reconstruction.cameras, texture, config.ground)
     return replace(
         reconstruction,
         points=points,
         point_colors=colours,
         ground=np.append(plane.normal, plane.offset),
     )
+
+
+def _texture_frames(
+    clips: Sequence[ClipInfo],
+    frames: FrameRange,
+    indices: np.ndarray,
+    people: Callable[[int], Sequence[np.ndarray]],
+    count: int,
+) -> Iterator[TextureFrame]:
+    """``count`` frames spread over the range, decoded in one pass, each with where the people are in
+    each view (``people`` of its reconstruction frame number)."""
+    for index, views in iter_synchronized(clips, _spread(indices, frames, count)):
+        yield TextureFrame(views, people((index - int(indices[0])) // frames.step))

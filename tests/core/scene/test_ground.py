@@ -1,8 +1,16 @@
-"""The floor fallback: a plane under people's feet, not tilted by a step, textured from the views."""
+"""The floor fallback: a plane under people's feet, not tilted by a step, following the world's up when
+known, textured from the views without the people."""
 
 import numpy as np
 
-from core.scene.ground import GroundConfig, GroundPlane, fit_ground, sample_ground
+from core.scene.ground import (
+    WORLD_UP,
+    GroundConfig,
+    GroundPlane,
+    TextureFrame,
+    fit_ground,
+    sample_ground,
+)
 from core.types import Camera, CameraRig, PersonTrack
 
 NAMES = ("pelvis", "head", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
@@ -124,8 +132,10 @@ def test_the_floor_is_sampled_around_the_people_and_coloured_by_the_pixel_it_pro
     rows, cols = np.indices((256, 256))
     coded = np.stack([cols, rows, np.full_like(rows, 7)], axis=-1).astype(np.uint8)  # colour = pixel
     config = GroundConfig(spacing=0.1, margin=0.5)
+    nobody = np.zeros((256, 256), dtype=bool), np.zeros((10, 10), dtype=bool)
+    frames = [TextureFrame([coded, coded], nobody)]
     points, colours = sample_ground(
-        plane, np.array([[0.0, 0.0, 0.9], [1.0, 0.0, 0.9]]), cameras, [[coded], [coded]], config
+        plane, np.array([[0.0, 0.0, 0.9], [1.0, 0.0, 0.9]]), cameras, frames, config
     )
     np.testing.assert_allclose(points[:, 2], 0.0, atol=1e-12)
     # A 0.1 grid over the people's box grown by the margin, x ∈ [-0.5, 1.5], y ∈ [-0.5, 0.5].
@@ -146,16 +156,98 @@ def test_floor_colour_is_the_median_over_views_and_frames_and_unseen_points_are_
     plane = GroundPlane(normal=np.array([0.0, 0.0, 1.0]), offset=0.0, contacts=np.zeros((0, 3)))
     near = top_down_camera("near", 1.0, focal=100.0)  # sees |x|, |y| < 1.28
     far = top_down_camera("far", 4.0, focal=100.0)  # sees |x|, |y| < 5.12
-    images = [
-        [np.full((256, 256, 3), 10, np.uint8), np.full((256, 256, 3), 40, np.uint8)],
-        [np.full((256, 256, 3), 100, np.uint8)],
+    grey = [np.full((256, 256, 3), level, np.uint8) for level in (10, 40, 100, 250)]
+    nobody = np.zeros((256, 256), dtype=bool)
+    everywhere = np.ones((256, 256), dtype=bool)  # a person filling the far view: not floor
+    frames = [
+        TextureFrame([grey[0], grey[2]], [nobody, nobody]),
+        TextureFrame([grey[1], grey[3]], [nobody, everywhere]),
     ]
     config = GroundConfig(spacing=0.1, margin=1.6)
-    points, colours = sample_ground(plane, np.zeros((1, 3)), CameraRig((near, far)), images, config)
+    points, colours = sample_ground(plane, np.zeros((1, 3)), CameraRig((near, far)), frames, config)
     inner = (np.abs(points[:, :2]) < 1.2).all(axis=1)
     outer = (np.abs(points[:, :2]) > 1.3).any(axis=1)
     assert inner.any() and outer.any()
-    np.testing.assert_array_equal(colours[inner], 40)  # median of 10, 40, 100
-    np.testing.assert_array_equal(colours[outer], 100)  # only the far camera
-    only_near = sample_ground(plane, np.zeros((1, 3)), CameraRig((near,)), images[:1], config)[0]
+    np.testing.assert_array_equal(colours[inner], 40)  # median of 10, 40, 100 (250 is a person: masked)
+    np.testing.assert_array_equal(colours[outer], 100)  # only the far camera's bare frame
+    only_near = [TextureFrame(f.images[:1], f.people[:1]) for f in frames]
+    only_near = sample_ground(plane, np.zeros((1, 3)), CameraRig((near,)), only_near, config)[0]
     assert (np.abs(only_near[:, :2]) < 1.3).all()  # what no camera sees is not returned
+
+
+def tilt_degrees(normal):
+    return np.degrees(np.arccos(np.clip(normal @ WORLD_UP / np.linalg.norm(normal), -1.0, 1.0)))
+
+
+def bending_walkers_with_outliers(floor_z, noise=0.0, seed=0):
+    """Two people walking along lines on z = floor_z, bent 30° forward (pelvis → head is no plumb line),
+    some foot points mis-triangulated 0.2–0.6 m below the floor, plus a bystander on a 0.3 m platform."""
+    rng = np.random.default_rng(seed)
+    bent = np.array([np.sin(np.radians(30)), 0.0, np.cos(np.radians(30))])
+    line = np.stack([np.linspace(-1.5, 1.5, 60), np.zeros(60)], axis=1)  # contacts along x: no area
+    offset = -floor_z
+    persons = [walker(p, line + [0.0, 0.4 * p], WORLD_UP, offset, up=bent) for p in range(2)]
+    persons.append(walker(2, line[:15] + [6.0, 3.0], WORLD_UP, offset - 0.3, up=bent))
+    noisy = []
+    for person in persons:
+        joints = person.joints.copy()
+        joints[:, 2:] += noise * rng.standard_normal(joints[:, 2:].shape)
+        wrong = rng.random(joints.shape[0]) < 0.05  # 5% of frames: the left heel far below the floor
+        joints[wrong, 2, 2] = floor_z - rng.uniform(0.2, 0.6, wrong.sum())
+        noisy.append(PersonTrack(**{**vars(person), "joints": joints}))
+    return noisy
+
+
+def test_with_the_world_s_up_known_the_normal_is_up_and_only_the_height_is_fitted():
+    persons = bending_walkers_with_outliers(0.07)
+    plane = fit_ground(persons, GroundConfig(), up=WORLD_UP)
+    np.testing.assert_array_equal(plane.normal, WORLD_UP)
+    np.testing.assert_allclose(plane.offset, -0.07, atol=1e-12)
+    np.testing.assert_allclose(plane.contacts[:, 2], 0.07, atol=1e-12)  # no outlier, no bystander
+    assert tilt_degrees(fit_ground(persons, GroundConfig()).normal) > 20  # the people's up misleads
+    noisy = bending_walkers_with_outliers(0.07, noise=0.01, seed=1)  # 1 cm noise on every foot point
+    plane = fit_ground(noisy, GroundConfig(), up=2.0 * WORLD_UP)  # any length: only the direction counts
+    np.testing.assert_array_equal(plane.normal, WORLD_UP)
+    assert abs(plane.offset + 0.07) < 0.003
+
+
+def test_a_known_up_needs_no_head_and_follows_any_direction():
+    normal = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])
+    person = walker(0, circle((0, 0), 0.6), normal, 0.25)
+    headless = PersonTrack(**{**vars(person), "joint_names": ("pelvis", "neck", *NAMES[2:])})
+    assert fit_ground([headless], GroundConfig()) is None
+    plane = fit_ground([headless], GroundConfig(), up=normal)
+    np.testing.assert_allclose(plane.normal, normal, atol=1e-15)
+    np.testing.assert_allclose(plane.offset, 0.25, atol=1e-12)
+
+
+def rectangle_mask(x0, y0, x1, y1, size=256):
+    mask = np.zeros((size, size), dtype=bool)
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return mask
+
+
+def test_the_floor_colour_is_the_floor_s_where_any_frame_saw_it_without_a_person():
+    plane = GroundPlane(normal=WORLD_UP, offset=0.0, contacts=np.zeros((0, 3)))
+    camera = top_down_camera("down", 2.0)  # floor (x, y) at pixel (128 + 50 x, 128 − 50 y)
+    rows, cols = np.indices((256, 256))
+    floor = np.stack([cols, rows, (cols + rows) % 256], axis=-1).astype(np.uint8)  # the true texture
+    # A person who lingers over A in frames 0–2, then stands over B; a second one never moves from C.
+    a, b, c = (60, 60, 110, 160), (150, 90, 200, 190), (20, 200, 60, 250)
+    frames = []
+    for t in range(5):
+        people = rectangle_mask(*(a if t < 3 else b)) | rectangle_mask(*c)
+        frames.append(TextureFrame([np.where(people[..., None], np.uint8([255, 0, 255]), floor)], [people]))
+    config = GroundConfig(spacing=0.02, margin=2.6)  # one point per pixel over the whole image
+    points, colours = sample_ground(plane, np.zeros((1, 3)), CameraRig((camera,)), frames, config)
+    col, row = np.round(128 + 50 * points[:, 0]).astype(int), np.round(128 - 50 * points[:, 1]).astype(int)
+    assert len(points) == 256 * 256
+    always_hidden = rectangle_mask(*c)[row, col]
+    np.testing.assert_array_equal(colours[~always_hidden], floor[row, col][~always_hidden])
+    fill = np.median(floor[row, col][~always_hidden], axis=0).astype(np.uint8)
+    np.testing.assert_array_equal(colours[always_hidden], np.broadcast_to(fill, (always_hidden.sum(), 3)))
+    # Without the masks the median smears the lingering person over A.
+    blind = [TextureFrame(f.images, [np.zeros((256, 256), dtype=bool)]) for f in frames]
+    smeared = sample_ground(plane, np.zeros((1, 3)), CameraRig((camera,)), blind, config)[1]
+    under_a = rectangle_mask(*a)[row, col]
+    assert (smeared[under_a] == (255, 0, 255)).all() and under_a.sum() == 51 * 101
