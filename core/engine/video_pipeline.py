@@ -9,7 +9,6 @@ one) becomes a message in the result, which is still written.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
@@ -20,6 +19,7 @@ import numpy as np
 from core.body.tracks import fit_persons, load_body_model
 from core.config import ReconstructionConfig
 from core.engine.pipeline import reconstruct_from_observations
+from core.engine.timing import timed
 from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
@@ -76,29 +76,29 @@ def reconstruct_from_videos(
     networks = config.networks
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
-    start = time.perf_counter()
-    check_network_choices(networks, calibration)
-    clips, cameras, indices = load_inputs(videos, calibration, frames)
-    scene_net = load_pi3x(networks, device) if networks.scene == "pi3x" else None
-    humans_net = load_multihmr(networks, device) if networks.humans == "multihmr" else None
-    ingest_seconds = time.perf_counter() - start
+    seconds: dict[str, float] = {}
+    with timed(seconds, "ingest"):
+        check_network_choices(networks, calibration)
+        clips, cameras, indices = load_inputs(videos, calibration, frames)
+        scene_net = load_pi3x(networks, device) if networks.scene == "pi3x" else None
+        humans_net = load_multihmr(networks, device) if networks.humans == "multihmr" else None
     report("ingest", 1.0)
 
     scene = None
     if scene_net is not None:
-        start = time.perf_counter()
-        scene = _estimate_scene(scene_net, clips, frames, indices, cameras, networks, device)
-        cameras = scene.cameras
-        scene_seconds = time.perf_counter() - start
+        with timed(seconds, "scene network"):
+            scene = _estimate_scene(scene_net, clips, frames, indices, cameras, networks, device)
+            cameras = scene.cameras
         report("scene network", 1.0)
     frame_depth = None
     if networks.head_depth == "pi3x":
         frame_depth = _frame_depth(scene_net, [c.name for c in clips], cameras, networks, device)
     del scene_net  # held on by frame_depth only when the heads need it
 
-    start = time.perf_counter()
-    perception = _detect(clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device)
-    detection_seconds = time.perf_counter() - start
+    with timed(seconds, "detection"):
+        perception = _detect(
+            clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device
+        )
 
     reconstruction = reconstruct_from_observations(
         perception.observations,
@@ -108,24 +108,19 @@ def reconstruct_from_videos(
         config,
         lambda stage, _fraction: report(stage, 1.0),
     )
-    start = time.perf_counter()
-    body = load_body_model(config.body, device)
-    if body is not None:
-        reconstruction = replace(
-            reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device)
-        )
-    body_seconds = time.perf_counter() - start
+    seconds.update(reconstruction.diagnostics.stage_seconds)
+    with timed(seconds, "body"):
+        body = load_body_model(config.body, device)
+        if body is not None:
+            reconstruction = replace(
+                reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device)
+            )
     report("body", 1.0)
-    start = time.perf_counter()
-    up = None if calibration is None else WORLD_UP  # else Pi3X's world, only roughly upright
-    reconstruction = _add_ground(reconstruction, clips, frames, indices, config, up, scene)
+    with timed(seconds, "scene"):
+        up = None if calibration is None else WORLD_UP  # else Pi3X's world, only roughly upright
+        reconstruction = _add_ground(reconstruction, clips, frames, indices, config, up, scene)
     report("scene", 1.0)
     diagnostics = reconstruction.diagnostics
-    seconds = {"ingest": ingest_seconds, "detection": detection_seconds, **diagnostics.stage_seconds}
-    seconds["body"] = body_seconds
-    seconds["scene"] = time.perf_counter() - start
-    if scene is not None:
-        seconds["scene network"] = scene_seconds
     return replace(
         reconstruction,
         diagnostics=replace(
