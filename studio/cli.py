@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json as jsonlib
 import sys
+import typing
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
-from tyro.conf import OmitSubcommandPrefixes, Positional
+from tyro.conf import OmitSubcommandPrefixes, Positional, arg
+from tyro.constructors import ConstructorRegistry, StructConstructorSpec, StructFieldSpec, StructTypeInfo
 
 from core.config import ReconstructionConfig
 from core.engine.pipeline import reconstruct_from_observations
@@ -19,7 +22,7 @@ from core.evaluation.scoring import evaluate
 from core.evaluation.synthetic import SyntheticConfig, make_scene
 from core.io.video import FrameRange
 from core.reconstruction import Reconstruction, ReconstructionFormatError
-from studio.assets import example_inputs, install_examples, install_models
+from studio.assets import example_inputs, install_body_model, install_examples, install_models
 from studio.bench import format_table, run_bench
 from studio.export import (
     describe_body_export,
@@ -30,6 +33,7 @@ from studio.export import (
 )
 from studio.nets_commands import NetsCommand
 from studio.progress import StageBars
+from studio.settings import ALL_FRAMES, Setting, field_docstrings
 from studio.summary import format_summary, summarize
 
 
@@ -125,30 +129,49 @@ def demo(out: Path = Path("runs/demo"), seed: int = 0, scale_error: float = 0.8)
 
 _DEFAULT_CONFIG = ReconstructionConfig()
 
+SHORT_FLAGS = {
+    "body.model": "body",
+    "body.smplx.model_dir": "smplx-dir",
+    "networks.scene": "scene",
+    "networks.pi3x_ckpt": "pi3x-ckpt",
+    "networks.humans": "humans",
+    "networks.mhmr_ckpt": "mhmr-ckpt",
+}
+"""Config fields set by a short flag (``--body``) instead of their ``--config.*`` path, which is gone."""
 
-def with_networks(
-    config: ReconstructionConfig,
-    scene: str | None,
-    pi3x_ckpt: Path | None,
-    humans: str | None,
-    mhmr_ckpt: Path | None,
-) -> ReconstructionConfig:
-    """The config with the command line's network choices (the ones given) in place."""
-    chosen = {"scene": scene, "pi3x_ckpt": pi3x_ckpt, "humans": humans, "mhmr_ckpt": mhmr_ckpt}
-    networks = replace(config.networks, **{key: value for key, value in chosen.items() if value is not None})
-    return replace(config, networks=networks)
+
+def short_flag_registry() -> ConstructorRegistry:
+    """tyro's view of the config dataclasses holding a ``SHORT_FLAGS`` field: that field renamed to its
+    flag, its help the field's docstring, like every field of those classes."""
+    renamed = {Setting(path).owner_field: flag for path, flag in SHORT_FLAGS.items()}
+    owners = {owner for owner, _ in renamed}
+    registry = ConstructorRegistry()
+
+    @registry.struct_rule
+    def rename(info: StructTypeInfo) -> StructConstructorSpec | None:
+        if info.type not in owners:
+            return None
+        default = info.default if isinstance(info.default, info.type) else info.type()
+        hints, docs = typing.get_type_hints(info.type), field_docstrings(info.type)
+        specs = []
+        for field in dataclasses.fields(info.type):
+            hint = hints[field.name]
+            if (info.type, field.name) in renamed:
+                hint = Annotated[hint, arg(name=renamed[info.type, field.name], prefix_name=False)]
+            specs.append(
+                StructFieldSpec(field.name, hint, getattr(default, field.name), docs.get(field.name))
+            )
+        return StructConstructorSpec(instantiate=info.type, fields=tuple(specs))
+
+    return registry
 
 
 def reconstruct(
     videos: list[Path],
     out: Path,
     calibration: Path | None = None,
-    frames: str = "::",
+    frames: str = ALL_FRAMES,
     device: Literal["cpu", "cuda"] = "cpu",
-    scene: Literal["calibration", "pi3x"] | None = None,
-    pi3x_ckpt: Path | None = None,
-    humans: Literal["blazepose", "multihmr"] | None = None,
-    mhmr_ckpt: Path | None = None,
     config: ReconstructionConfig = _DEFAULT_CONFIG,
 ) -> None:
     """Reconstruct the people in synchronized clips and save the result to OUT.
@@ -161,17 +184,12 @@ def reconstruct(
         frames: Frame range START:STOP:STEP of the clips (Python slice syntax).
         device: Where the networks run and the body model is fitted; the embedded detector and the engine
             run on the CPU.
-        scene: calibration (a floor from the feet) or pi3x (Pi3X's point maps, and cameras when no
-            calibration is given); default: config.networks.scene.
-        pi3x_ckpt: Your local Pi3X model.safetensors (not shipped: non-commercial, hub-hosted).
-        humans: blazepose (embedded) or multihmr; default: config.networks.humans.
-        mhmr_ckpt: Your local Multi-HMR multiHMR_*.pt (not shipped: non-commercial).
-        config: Settings of every stage.
+        config: Settings of every stage (the common choices by short flags: --body, --smplx-dir,
+            --scene, --pi3x-ckpt, --humans, --mhmr-ckpt).
     """
     from core.device import resolve_device
     from core.engine.video_pipeline import reconstruct_from_videos
 
-    config = with_networks(config, scene, pi3x_ckpt, humans, mhmr_ckpt)
     device = resolve_device(device)
     with StageBars() as bars:
         reconstruction = reconstruct_from_videos(
@@ -185,7 +203,7 @@ def reconstruct(
 def example(
     name: Literal["Demo_MultiPerson", "Demo_SinglePerson"] = "Demo_MultiPerson",
     out: Path | None = None,
-    frames: str = "::",
+    frames: str = ALL_FRAMES,
     config: ReconstructionConfig = _DEFAULT_CONFIG,
 ) -> None:
     """Reconstruct a real example installed by `assets` (the Pose2Sim demo scenes: 4 calibrated cameras).
@@ -243,12 +261,14 @@ def export(
 
 
 def assets(examples: bool = True) -> None:
-    """Download, once, what the studio needs at run time: BlazePose's models and the example clips.
+    """Download or build, once, what the studio needs at run time: BlazePose's models, Anny's mesh (about
+    40 s) and the example clips.
 
     Args:
         examples: Also install the Pose2Sim demo scenes.
     """
     print(f"models in {install_models()}")
+    print(f"Anny body model in {install_body_model()}")
     if examples:
         print(f"examples in {install_examples()}")
 
@@ -272,7 +292,7 @@ def main(args: Sequence[str] | None = None) -> None:
         "nets": nets,
     }
     try:
-        tyro.extras.subcommand_cli_from_dict(commands, args=args)
+        tyro.extras.subcommand_cli_from_dict(commands, args=args, registry=short_flag_registry())
     except (InputError, ReconstructionFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,68 +1,37 @@
 """The studio's Gradio page: run an example or your clips, watch each stage, inspect, correct, download.
 
-Every browser tab keeps its own state (``gr.State``: the session folder it works on); the server keeps
-only the sessions on disk and one Viser viewer per opened session (``ViewerPool``), so two tabs never
-share mutable state unless they open the same session. A run works in a background thread while the
-page streams its progress; a cancelled run or a closed tab leaves no session behind and the server
-running; a failed run shows its one-line error in the page.
+The page is an adapter over ``studio``: each callback reads its widgets, calls one ``studio`` function
+and shows the result. Every browser tab keeps its own state (``gr.State``: the session folder it works
+on); the server keeps one ``SessionStore`` (one ``Session`` per folder, shared by every callback and
+viewer) and a ``ViewerPool`` that stops the viewers nobody looks at. A run works in a background thread
+while the page streams its progress; a cancelled run or a closed tab leaves no session behind and the
+server running; a failed run shows its one-line error in the page.
 """
 
 from __future__ import annotations
 
 import html
-import socket
-import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
-import numpy as np
 
+from core.errors import InputError
+from core.io.video import FrameRange
 from core.reconstruction import ReconstructionFormatError
 from studio.background import BackgroundRun
-from studio.export import export_all
+from studio.downloads import prepare_downloads
 from studio.inspection import association_matrix, matrix_image, overlay_grid, person_plot, person_timeseries
-from studio.runs import EXAMPLES, SYNTHETIC, RunSettings, run_clips, run_example
-from studio.session import Session, list_sessions
-from studio.summary import summarize
-from ui.viewer import SessionViewer
+from studio.runs import EXAMPLES, SYNTHETIC, run_clips, run_example, save_run
+from studio.session import SessionStore
+from studio.settings import ALL_FRAMES, PAGE_NETWORKS, PAGE_SETTINGS, Setting, config_from_values
+from ui.panels import compare_markdown, progress_markdown, results_markdown, viewer_html
+from ui.viewer_pool import ViewerPool
 
 MY_CLIPS = "my clips (upload below)"
-_BAR = 20
-
-
-class ViewerPool:
-    """One Viser server per opened session, each on its own port."""
-
-    def __init__(self, host: str, first_port: int) -> None:
-        self.host, self._next_port = host, first_port
-        self._viewers: dict[tuple[Path, Path | None], SessionViewer] = {}
-        self._lock = threading.Lock()
-
-    def open(self, session: Session, compare: Session | None = None) -> SessionViewer:
-        """The viewer of ``session`` (with ``compare``'s persons too, when given), started once."""
-        with self._lock:
-            key = (session.directory.resolve(), compare.directory.resolve() if compare else None)
-            if key not in self._viewers:
-                viewer = SessionViewer(session, self.host, self._free_port(), compare)
-                print(f"3D viewer of {session.name}: {viewer.url}")
-                self._viewers[key] = viewer
-            return self._viewers[key]
-
-    def _free_port(self) -> int:
-        while True:
-            port, self._next_port = self._next_port, self._next_port + 1
-            with socket.socket() as probe:
-                if probe.connect_ex((self.host, port)) != 0:
-                    return port
-
-    def close(self) -> None:
-        for viewer in self._viewers.values():
-            viewer.stop()
-
-
 CANCELLED = "cancelled: no session was saved"
 
 
@@ -96,336 +65,262 @@ class RunRegistry:
             job.join(timeout)
 
 
-def _progress_markdown(stages: dict[str, float], note: str = "") -> str:
-    lines = ["| stage | progress |", "|---|---|"]
-    for stage, fraction in stages.items():
-        filled = int(round(_BAR * min(max(fraction, 0.0), 1.0)))
-        lines.append(f"| {stage} | `{'█' * filled}{'░' * (_BAR - filled)}` {fraction:.0%} |")
-    return "\n".join(lines) + (f"\n\n{note}" if note else "")
+def setting_widget(setting: Setting) -> gr.components.Component:
+    """The widget of a config field: its label, its docstring as help, its default as value."""
+    shown = setting.shown_when is None or Setting(setting.shown_when[0]).default == setting.shown_when[1]
+    common: dict[str, Any] = {"label": setting.label, "info": setting.help, "visible": shown}
+    kind, default = setting.kind, setting.default
+    if kind == "choice":
+        return gr.Radio(list(setting.choices), value=default, **common)
+    if kind == "flag":
+        return gr.Checkbox(default, **common)
+    if kind == "path":
+        return gr.Textbox("" if default is None else str(default), **common)
+    if setting.step is not None:
+        return gr.Slider(setting.minimum, setting.maximum, default, step=setting.step, **common)
+    return gr.Number(default, precision=0 if kind == "integer" else None, **common)
 
 
-def results_markdown(session: Session) -> str:
-    """The results panel: persons, spans, reprojection, scale, seconds per stage, ground truth."""
-    summary = summarize(session.current)
-    lines = [
-        f"### {html.escape(session.name)}: {summary['persons']} persons",
-        f"{summary['frames']} frames at {summary['fps']:g} fps · "
-        f"scale factor {summary['scale_factor']:.4f} · {len(session.edits)} edits",
-        "",
-        "| person | frames | span | reprojection px | per view |",
-        "|---|---|---|---|---|",
-    ]
-    for p in summary["person"]:
-        error = "n/a" if p["reprojection_error_px"] is None else f"{p['reprojection_error_px']:.2f}"
-        views = ", ".join(f"{k} {v:.1f}" for k, v in p["reprojection_error_px_per_view"].items())
-        lines.append(
-            f"| {p['person_id']} | {p['frames']} | {p['first_frame']}–{p['last_frame']} | {error} | {views} |"
+def _visible_when(value: str):
+    return lambda chosen: gr.update(visible=chosen == value)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a finished run or an opened session updates, on several tabs."""
+
+    status: gr.Markdown
+    results: gr.Markdown
+    viewer: gr.HTML
+    person: gr.Dropdown
+    frame: gr.Slider
+    session_dir: gr.State
+
+    @property
+    def outputs(self) -> list:
+        return [self.status, self.results, self.viewer, self.person, self.frame, self.session_dir]
+
+    @staticmethod
+    def note(text: str) -> tuple:
+        """Only the status line changes."""
+        return (text, *(gr.update() for _ in range(5)))
+
+    @staticmethod
+    def session(viewers: ViewerPool, directory: Path, request: gr.Request, note: str | None = None) -> tuple:
+        """The session in ``directory`` on every tab: results, its viewer, its persons and frames."""
+        viewer = viewers.open(directory, shown_by=request.session_hash)
+        session = viewer.session
+        ids = [p.person_id for p in session.current.persons]
+        frames = session.current.num_frames
+        return (
+            note or f"opened {html.escape(session.name)}",
+            results_markdown(session),
+            viewer_html(viewer, request),
+            gr.update(choices=ids, value=ids[0] if ids else None),
+            gr.update(maximum=max(frames - 1, 1), value=frames // 2),
+            str(session.directory),
         )
-    seconds = ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())
-    lines += ["", f"seconds per stage: {seconds} (total {summary['total_seconds']:.2f})"]
-    truth = session.settings.get("ground_truth")
-    if truth:
-        lines += ["", "**Ground truth**: " + ", ".join(f"{k} {v:.3g}" for k, v in truth.items())]
-    lines += [f"- note: {html.escape(m)}" for m in summary["messages"]]
-    return "\n".join(lines)
 
 
-def viewer_html(viewer: SessionViewer, request: gr.Request | None, element: str = "viewer-frame") -> str:
-    host = viewer.server.get_host()
-    if request is not None and request.headers.get("host"):
-        host = request.headers["host"].rsplit(":", 1)[0]
-    url = f"http://{host}:{viewer.server.get_port()}"
-    return (
-        f'<p>3D viewer: <a href="{url}" target="_blank" id="viewer-link">{url}</a></p>'
-        f'<iframe src="{url}" style="width:100%;height:720px;border:0" id="{element}"></iframe>'
-    )
+class RunTab:
+    """Input, settings (generated from ``PAGE_SETTINGS`` and ``PAGE_NETWORKS``), run and cancel,
+    progress, results and downloads."""
+
+    def __init__(self, store: SessionStore, viewers: ViewerPool, runs: RunRegistry) -> None:
+        self.store, self.viewers, self.runs = store, viewers, runs
+        with gr.Row():
+            with gr.Column():
+                self.example = gr.Dropdown([*EXAMPLES, MY_CLIPS], value=default_example(), label="Input")
+                self.clips = gr.File(file_count="multiple", label="Clips, one per camera", elem_id="clips")
+                self.calibration = gr.File(
+                    label="Calibration (Qualisys, Pose2Sim, EasyMocap, COLMAP)", elem_id="calibration"
+                )
+                with gr.Accordion("Settings", open=False):
+                    self.frames = gr.Textbox(
+                        ALL_FRAMES, label="Frames START:STOP:STEP", info=FrameRange.__doc__
+                    )
+                    self.settings = {s.path: setting_widget(s) for s in PAGE_SETTINGS}
+                with gr.Accordion("Networks (your own checkpoints; GPU when present)", open=False):
+                    self.settings |= {s.path: setting_widget(s) for s in PAGE_NETWORKS}
+                with gr.Row():
+                    self.run = gr.Button("Run", variant="primary", elem_id="run")
+                    self.cancel = gr.Button("Cancel")
+            with gr.Column():
+                self.status = gr.Markdown(elem_id="status")
+                self.results = gr.Markdown(elem_id="results")
+                self.refresh = gr.Button("Refresh results (after edits in the viewer)")
+                self.export = gr.Button("Prepare downloads (joints JSON, PLY, SMPL-X npz, glb)")
+                self.downloads = gr.File(file_count="multiple", label="Downloads", interactive=False)
+
+    def wire(self, app: gr.Blocks, shown: Shown) -> None:
+        for setting in (*PAGE_SETTINGS, *PAGE_NETWORKS):
+            if setting.shown_when is not None:
+                path, value = setting.shown_when
+                self.settings[path].change(
+                    _visible_when(value), self.settings[path], self.settings[setting.path]
+                )
+        inputs = {self.example, self.clips, self.calibration, self.frames, *self.settings.values()}
+        run_event = self.run.click(self.start, inputs, shown.outputs)
+        self.cancel.click(self.stop, None, self.status, cancels=[run_event])
+        app.unload(self.closed)
+        self.export.click(self.prepare_downloads, shown.session_dir, [self.downloads, self.status])
+        self.refresh.click(self.refresh_results, shown.session_dir, self.results)
+
+    def start(self, data: dict, request: gr.Request) -> Iterator[tuple]:
+        """Run with the widgets' settings, streaming the progress; the finished run saved as a session."""
+        try:
+            config = config_from_values({path: data[widget] for path, widget in self.settings.items()})
+            frames = FrameRange.parse(data[self.frames])
+        except InputError as error:
+            yield Shown.note(f"**Not started:** {html.escape(str(error))}")
+            return
+        example, clips, calibration = data[self.example], data[self.clips], data[self.calibration]
+        if example == MY_CLIPS:
+            videos = [Path(f) for f in clips or []]
+            calib = Path(calibration) if calibration else None
+            job = self.runs.start(request.session_hash, lambda p: run_clips(videos, calib, config, frames, p))
+        else:
+            job = self.runs.start(request.session_hash, lambda p: run_example(example, config, frames, p))
+        stages: dict[str, float] = {}
+        try:
+            yield Shown.note(progress_markdown(stages, "starting…"))
+            for stage, fraction in job.updates():
+                stages[stage] = fraction
+                yield Shown.note(progress_markdown(stages))
+        finally:  # however this generator ends, its run ends with it
+            self.runs.stop(request.session_hash, job)
+        if job.error is not None:
+            yield Shown.note(f"**Run failed:** {html.escape(job.error)}")
+        elif job.cancelled:  # the last word, even if a progress report raced the Cancel click's
+            yield Shown.note(CANCELLED)
+        else:
+            session = save_run(self.store, example if example != MY_CLIPS else "my clips", job.result, frames)
+            done = progress_markdown(stages, "done: saved as a session")
+            yield Shown.session(self.viewers, session.directory, request, done)
+
+    def stop(self, request: gr.Request) -> str:
+        self.runs.stop(request.session_hash)
+        return CANCELLED
+
+    def closed(self, request: gr.Request) -> None:
+        """A closed tab stops its run and lets its viewers go."""
+        self.runs.stop(request.session_hash)
+        self.viewers.leave(request.session_hash)
+
+    def prepare_downloads(self, directory: str) -> tuple:
+        if not directory:
+            return None, "run or open a session first"
+        files, notes = prepare_downloads(self.store.open(Path(directory)))
+        left_out = "\n".join(f"- left out: {html.escape(n)}" for n in notes)
+        return [str(f) for f in files], left_out or "exported"
+
+    def refresh_results(self, directory: str) -> str:
+        return results_markdown(self.store.open(Path(directory))) if directory else ""
 
 
-def _session_choices(root: Path) -> list[tuple[str, str]]:
-    return [
-        (f"{i.name} ({i.persons} persons, {i.edits} edits)", str(i.directory)) for i in list_sessions(root)
-    ]
+class InspectTab:
+    """One person at one frame: every view's detections and the fused skeleton, time series, costs."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+        with gr.Row():
+            self.person = gr.Dropdown([], label="Person")
+            self.frame = gr.Slider(0, 1, 0, step=1, label="Frame")
+            self.show_button = gr.Button("Show")
+        self.views = gr.Image(
+            label="All views: detections and the fused skeleton", interactive=False, elem_id="inspect-views"
+        )
+        with gr.Row():
+            self.plot = gr.Image(
+                label="Reprojection per view, association cost, scale samples", elem_id="inspect-plot"
+            )
+            self.matrix = gr.Image(
+                label="Association cost between the tracklets of this frame", elem_id="inspect-matrix"
+            )
+
+    def wire(self, session_dir: gr.State) -> None:
+        outputs = [self.views, self.plot, self.matrix, self.person]
+        self.show_button.click(self.show, [session_dir, self.person, self.frame], outputs)
+
+    def show(self, directory: str, person_id, frame_index) -> tuple:
+        if not directory:
+            return None, None, None, gr.update()
+        rec = self.store.open(Path(directory)).current
+        ids = [p.person_id for p in rec.persons]
+        if not ids:
+            return None, None, None, gr.update(choices=[], value=None)
+        chosen = int(person_id) if person_id is not None and int(person_id) in ids else ids[0]
+        labels, costs = association_matrix(rec, int(frame_index))
+        return (
+            overlay_grid(rec, chosen, int(frame_index)),
+            person_plot(person_timeseries(rec, chosen), list(rec.cameras.names)),
+            matrix_image(labels, costs) if labels else None,
+            gr.update(choices=ids, value=chosen),  # persons change with identity edits
+        )
 
 
-def build_app(root: Path, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
-    """The page; ``root`` holds the sessions."""
-    d = RunSettings()  # the page starts from the same defaults as the command line
+class SessionsTab:
+    """Past sessions: open one, or compare two side by side."""
+
+    def __init__(self, store: SessionStore, viewers: ViewerPool) -> None:
+        self.store, self.viewers = store, viewers
+        self.sessions = gr.Dropdown(self.choices(), label="Past sessions")
+        with gr.Row():
+            self.refresh = gr.Button("Refresh list")
+            self.open = gr.Button("Open", elem_id="open-session")
+        self.other = gr.Dropdown(self.choices(), label="Compare with")
+        self.compare_button = gr.Button("Compare")
+        self.comparison = gr.Markdown()
+        self.comparison_viewer = gr.HTML()
+
+    def wire(self, shown: Shown) -> None:
+        self.open.click(self.open_session, self.sessions, shown.outputs)
+        self.refresh.click(self.refresh_lists, None, [self.sessions, self.other])
+        outputs = [self.comparison, self.comparison_viewer]
+        self.compare_button.click(self.compare, [self.sessions, self.other], outputs)
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [
+            (f"{i.name} ({i.persons} persons, {i.edits} edits)", str(i.directory)) for i in self.store.list()
+        ]
+
+    def refresh_lists(self) -> tuple:
+        return gr.update(choices=self.choices()), gr.update(choices=self.choices())
+
+    def open_session(self, directory: str, request: gr.Request) -> tuple:
+        if not directory:
+            return Shown.note("pick a session first")
+        try:
+            return Shown.session(self.viewers, Path(directory), request)
+        except (ReconstructionFormatError, OSError) as error:
+            return Shown.note(f"**Cannot open:** {html.escape(str(error))}")
+
+    def compare(self, first: str, second: str, request: gr.Request) -> tuple[str, str]:
+        if not first or not second:
+            return "pick two sessions", ""
+        viewer = self.viewers.open(Path(first), Path(second), shown_by=request.session_hash)
+        table = compare_markdown(self.store.open(Path(first)), self.store.open(Path(second)))
+        return table, viewer_html(viewer, request, "compare-frame")
+
+
+def build_app(store: SessionStore, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
+    """The page, one builder per tab; ``store`` holds the sessions, ``viewers`` their 3D viewers."""
     with gr.Blocks(title="CHROMM Studio") as app:
         session_dir = gr.State("")
         gr.Markdown("# CHROMM Studio\nSeveral people and their surroundings in 3D, from synchronized videos.")
         with gr.Tab("Run"):
-            with gr.Row():
-                with gr.Column():
-                    example = gr.Dropdown([*EXAMPLES, MY_CLIPS], value=default_example(), label="Input")
-                    clips = gr.File(file_count="multiple", label="Clips, one per camera", elem_id="clips")
-                    calibration = gr.File(
-                        label="Calibration (Qualisys, Pose2Sim, EasyMocap, COLMAP)", elem_id="calibration"
-                    )
-                    with gr.Accordion("Settings", open=False):
-                        position_weight = gr.Slider(
-                            0, 2, d.position_weight, step=0.05, label="Association: position weight"
-                        )
-                        pose_weight = gr.Slider(
-                            0, 2, d.pose_weight, step=0.05, label="Association: pose weight"
-                        )
-                        ray_weight = gr.Slider(
-                            0, 2, d.ray_weight, step=0.05, label="Association: keypoint-ray weight"
-                        )
-                        gate = gr.Slider(0.1, 3, d.gate, step=0.05, label="Association: gating threshold (m)")
-                        missed = gr.Slider(
-                            1,
-                            60,
-                            d.max_missed_frames,
-                            step=1,
-                            label="Tracking: frames a track survives unseen",
-                        )
-                        scale_mode = gr.Radio(
-                            ["auto", "fixed", "off"], value=d.scale_mode, label="Scale (head–pelvis)"
-                        )
-                        fixed_factor = gr.Number(d.fixed_factor, label="Fixed scale factor")
-                        threshold = gr.Slider(
-                            0.3, 0.95, d.detector_threshold, step=0.05, label="Detector threshold"
-                        )
-                        frames = gr.Textbox(d.frames, label="Frames START:STOP:STEP")
-                        body_model = gr.Radio(
-                            ["anny", "smplx", "none"], value=d.body_model, label="Body model"
-                        )
-                        smplx_dir = gr.Textbox("", label="SMPL-X model folder (for smplx)")
-                    with gr.Accordion("Networks (your own checkpoints; GPU when present)", open=False):
-                        scene_prior = gr.Radio(
-                            ["calibration", "pi3x"],
-                            value=d.scene,
-                            label="Scene (pi3x: no calibration)",
-                        )
-                        pi3x_ckpt = gr.Textbox("", label="Pi3X model.safetensors path")
-                        humans = gr.Radio(["blazepose", "multihmr"], value=d.humans, label="People")
-                        mhmr_ckpt = gr.Textbox("", label="Multi-HMR multiHMR_*.pt path")
-                        head_depth = gr.Radio(
-                            ["network", "pi3x"], value=d.head_depth, label="Multi-HMR head depth"
-                        )
-                    with gr.Row():
-                        run = gr.Button("Run", variant="primary", elem_id="run")
-                        cancel = gr.Button("Cancel")
-                with gr.Column():
-                    status = gr.Markdown(elem_id="status")
-                    results = gr.Markdown(elem_id="results")
-                    refresh_results = gr.Button("Refresh results (after edits in the viewer)")
-                    export = gr.Button("Prepare downloads (joints JSON, PLY, SMPL-X npz, glb)")
-                    downloads = gr.File(file_count="multiple", label="Downloads", interactive=False)
+            run = RunTab(store, viewers, runs)
         with gr.Tab("Viewer"):
             viewer = gr.HTML("<p>Run or open a session to see it in 3D.</p>", elem_id="viewer")
         with gr.Tab("Inspect"):
-            with gr.Row():
-                person = gr.Dropdown([], label="Person")
-                frame = gr.Slider(0, 1, 0, step=1, label="Frame")
-                inspect = gr.Button("Show")
-            views_image = gr.Image(
-                label="All views: detections and the fused skeleton",
-                interactive=False,
-                elem_id="inspect-views",
-            )
-            with gr.Row():
-                plot_image = gr.Image(
-                    label="Reprojection per view, association cost, scale samples", elem_id="inspect-plot"
-                )
-                matrix = gr.Image(
-                    label="Association cost between the tracklets of this frame", elem_id="inspect-matrix"
-                )
+            inspect = InspectTab(store)
         with gr.Tab("Sessions"):
-            sessions = gr.Dropdown(_session_choices(root), label="Past sessions")
-            with gr.Row():
-                refresh = gr.Button("Refresh list")
-                open_session = gr.Button("Open", elem_id="open-session")
-            other = gr.Dropdown(_session_choices(root), label="Compare with")
-            compare = gr.Button("Compare")
-            comparison = gr.Markdown()
-            comparison_viewer = gr.HTML()
-
-        settings = [position_weight, pose_weight, ray_weight, gate, missed, scale_mode, fixed_factor]
-        settings += [threshold, frames, body_model, smplx_dir, scene_prior, pi3x_ckpt, humans, mhmr_ckpt]
-        settings += [head_depth]
-        shown = [status, results, viewer, person, frame, session_dir]
-
-        def shown_outputs(session: Session, note: str, request) -> tuple:
-            opened = viewers.open(session)
-            ids = [p.person_id for p in session.current.persons]
-            return (
-                note,
-                results_markdown(session),
-                viewer_html(opened, request),
-                gr.update(choices=ids, value=ids[0] if ids else None),
-                gr.update(
-                    maximum=max(session.current.num_frames - 1, 1), value=session.current.num_frames // 2
-                ),
-                str(session.directory),
-            )
-
-        def start_run(
-            example_name,
-            clip_files,
-            calibration_file,
-            position,
-            pose,
-            ray,
-            gate_value,
-            missed_frames,
-            scale,
-            factor,
-            detector,
-            frame_range,
-            body,
-            smplx_folder,
-            scene_choice,
-            pi3x_path,
-            humans_choice,
-            mhmr_path,
-            head_depth_choice,
-            request: gr.Request,
-        ) -> Iterator:
-            run_settings = RunSettings(
-                position_weight=float(position),
-                pose_weight=float(pose),
-                ray_weight=float(ray),
-                gate=float(gate_value),
-                max_missed_frames=int(missed_frames),
-                scale_mode=scale,
-                fixed_factor=float(factor),
-                detector_threshold=float(detector),
-                frames=frame_range,
-                body_model=body,
-                smplx_dir=smplx_folder or "",
-                scene=scene_choice,
-                pi3x_ckpt=(pi3x_path or "").strip(),
-                humans=humans_choice,
-                mhmr_ckpt=(mhmr_path or "").strip(),
-                head_depth=head_depth_choice,
-            )
-
-            def work(progress):
-                if example_name != MY_CLIPS:
-                    return run_example(example_name, run_settings, progress)
-                videos = [Path(f) for f in clip_files or []]
-                calib = Path(calibration_file) if calibration_file else None
-                return run_clips(videos, calib, run_settings, progress)
-
-            job = runs.start(request.session_hash, work)
-            stages: dict[str, float] = {}
-            unchanged = tuple(gr.update() for _ in shown[1:])
-            try:
-                yield (_progress_markdown(stages, "starting…"), *unchanged)
-                for stage, fraction in job.updates():
-                    stages[stage] = fraction
-                    yield (_progress_markdown(stages), *unchanged)
-            finally:  # however this generator ends, its run ends with it
-                runs.stop(request.session_hash, job)
-            if job.error is not None:
-                yield (f"**Run failed:** {html.escape(job.error)}", *unchanged)
-                return
-            if job.cancelled:  # the last word, even if a progress report raced the Cancel click's
-                yield (CANCELLED, *unchanged)
-                return
-            result = job.result
-            name = example_name if example_name != MY_CLIPS else "my clips"
-            meta = {"input": name, **asdict(run_settings), "ground_truth": result.ground_truth}
-            session = Session.create(root, name, result.reconstruction, meta)
-            yield shown_outputs(session, _progress_markdown(stages, "done: saved as a session"), request)
-
-        def stop_run(request: gr.Request) -> None:
-            runs.stop(request.session_hash)
-
-        def cancel_run(request: gr.Request) -> str:
-            stop_run(request)
-            return CANCELLED
-
-        run_event = run.click(start_run, [example, clips, calibration, *settings], shown)
-        cancel.click(cancel_run, None, status, cancels=[run_event])
-        app.unload(stop_run)  # a closed tab stops its run
-
-        def do_export(directory: str):
-            if not directory:
-                return None, "run or open a session first"
-            session = Session.open(Path(directory))
-            folder = Path(tempfile.mkdtemp(prefix="exports-", dir=session.directory))
-            files, notes = export_all(session.current, folder)
-            return [str(f) for f in files], "\n".join(
-                f"- left out: {html.escape(n)}" for n in notes
-            ) or "exported"
-
-        export.click(do_export, session_dir, [downloads, status])
-        refresh_results.click(
-            lambda directory: results_markdown(Session.open(Path(directory))) if directory else "",
-            session_dir,
-            results,
-        )
-
-        def do_inspect(directory: str, person_id, frame_index):
-            if not directory:
-                return None, None, None, gr.update()
-            rec = Session.open(Path(directory)).current
-            ids = [p.person_id for p in rec.persons]
-            if not ids:
-                return None, None, None, gr.update(choices=[], value=None)
-            chosen = int(person_id) if person_id is not None and int(person_id) in ids else ids[0]
-            frame_index = int(frame_index)
-            labels, costs = association_matrix(rec, frame_index)
-            return (
-                overlay_grid(rec, chosen, frame_index),
-                person_plot(person_timeseries(rec, chosen), list(rec.cameras.names)),
-                matrix_image(labels, costs) if labels else None,
-                gr.update(choices=ids, value=chosen),  # persons change with identity edits
-            )
-
-        inspect.click(do_inspect, [session_dir, person, frame], [views_image, plot_image, matrix, person])
-
-        def do_open(directory: str, request: gr.Request):
-            if not directory:
-                return ("pick a session first", *(gr.update() for _ in shown[1:]))
-            try:
-                session = Session.open(Path(directory))
-            except (ReconstructionFormatError, OSError) as error:
-                return (f"**Cannot open:** {html.escape(str(error))}", *(gr.update() for _ in shown[1:]))
-            return shown_outputs(session, f"opened {html.escape(session.name)}", request)
-
-        open_session.click(do_open, sessions, shown)
-        refresh.click(
-            lambda: (gr.update(choices=_session_choices(root)), gr.update(choices=_session_choices(root))),
-            None,
-            [sessions, other],
-        )
-
-        def do_compare(first: str, second: str, request: gr.Request):
-            if not first or not second:
-                return "pick two sessions", ""
-            a, b = Session.open(Path(first)), Session.open(Path(second))
-            viewer = viewers.open(a, compare=b)
-            return compare_markdown(a, b), viewer_html(viewer, request, "compare-frame")
-
-        compare.click(do_compare, [sessions, other], [comparison, comparison_viewer])
+            sessions = SessionsTab(store, viewers)
+        shown = Shown(run.status, run.results, viewer, inspect.person, inspect.frame, session_dir)
+        run.wire(app, shown)
+        inspect.wire(session_dir)
+        sessions.wire(shown)
     return app
-
-
-def compare_markdown(first: Session, second: Session) -> str:
-    """Two sessions' metrics side by side."""
-    columns = [first, second]
-    summaries = [summarize(s.current) for s in columns]
-
-    def mean_error(summary):
-        errors = [
-            p["reprojection_error_px"] for p in summary["person"] if p["reprojection_error_px"] is not None
-        ]
-        return f"{np.mean(errors):.2f}" if errors else "n/a"
-
-    rows = [
-        ("persons", *(s["persons"] for s in summaries)),
-        ("mean reprojection px", *(mean_error(s) for s in summaries)),
-        ("scale factor", *(f"{s['scale_factor']:.4f}" for s in summaries)),
-        ("total seconds", *(f"{s['total_seconds']:.1f}" for s in summaries)),
-        ("edits", *(len(s.edits) for s in columns)),
-    ]
-    for key in ("gate", "position_weight", "scale_mode", "detector_threshold", "frames", "body_model"):
-        rows.append((key, *(s.settings.get(key, "") for s in columns)))
-    header = f"| | {html.escape(columns[0].name)} | {html.escape(columns[1].name)} |\n|---|---|---|\n"
-    return header + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
 
 
 def default_example() -> str:
@@ -459,10 +354,12 @@ def main(
     """
     from studio.session import sessions_root
 
-    root = Path(sessions) if sessions else sessions_root()
-    viewers, runs = ViewerPool(host, viewer_port), RunRegistry()
-    app = build_app(root, viewers, runs)
-    print(f"CHROMM Studio: http://{host}:{port} (sessions in {root}; 3D viewers from port {viewer_port})")
+    store = SessionStore(Path(sessions) if sessions else sessions_root())
+    viewers, runs = ViewerPool(store, host, viewer_port), RunRegistry()
+    app = build_app(store, viewers, runs)
+    print(
+        f"CHROMM Studio: http://{host}:{port} (sessions in {store.root}; 3D viewers from port {viewer_port})"
+    )
     try:
         serve(app, host, port)
     finally:

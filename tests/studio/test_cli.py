@@ -1,7 +1,11 @@
 import json
+from pathlib import Path
 
+import pytest
+
+from core.config import ReconstructionConfig
 from studio.bench import ASSOCIATION_ABLATIONS
-from studio.cli import main
+from studio.cli import SHORT_FLAGS, main
 
 REQUIRED = {
     "association_precision",
@@ -57,3 +61,61 @@ def test_demo_writes_a_loadable_reconstruction(tmp_path, capsys):
     main(["demo", "--out", str(tmp_path / "demo")])
     assert "written to" in capsys.readouterr().out
     assert len(Reconstruction.load(tmp_path / "demo").persons) == 3
+
+
+SHORT = [
+    "--body",
+    "smplx",
+    "--smplx-dir",
+    "/models/smplx",
+    "--scene",
+    "pi3x",
+    "--pi3x-ckpt",
+    "/models/model.safetensors",
+    "--humans",
+    "multihmr",
+    "--mhmr-ckpt",
+    "/models/multiHMR_896_L.pt",
+]
+
+
+def test_short_flags_set_the_config(monkeypatch, tmp_path, capsys):
+    import core.engine.video_pipeline as video_pipeline
+    from core.errors import InputError
+
+    seen = []
+
+    def reconstruct_from_videos(videos, calibration, frames, config, progress, device):
+        seen.append(config)
+        raise InputError("stopped before any work")
+
+    monkeypatch.setattr(video_pipeline, "reconstruct_from_videos", reconstruct_from_videos)
+    args = ["reconstruct", "--videos", "a.mp4", "--out", str(tmp_path), *SHORT]
+    with pytest.raises(SystemExit):
+        main([*args, "--config.association.gate", "0.7"])
+    assert "stopped before any work" in capsys.readouterr().err
+    (config,) = seen
+    assert (config.body.model, config.body.smplx.model_dir) == ("smplx", Path("/models/smplx"))
+    assert (config.networks.scene, config.networks.humans) == ("pi3x", "multihmr")
+    assert config.networks.pi3x_ckpt == Path("/models/model.safetensors")
+    assert config.networks.mhmr_ckpt == Path("/models/multiHMR_896_L.pt")
+    assert config.association.gate == 0.7
+    default = ReconstructionConfig()
+    assert (config.body.fit, config.body.anny, config.fusion) == (
+        default.body.fit,
+        default.body.anny,
+        default.fusion,
+    )
+
+
+def test_each_short_flag_is_the_only_spelling_of_its_setting(capsys):
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    help_text = capsys.readouterr().out
+    for path, flag in SHORT_FLAGS.items():
+        assert f"--{flag} " in help_text
+        assert f"--config.{path.replace('_', '-')} " not in help_text
+    assert "--config.networks.head-depth" in help_text  # the other fields keep their long flags
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--videos", "a.mp4", "--out", "x", "--config.body.model", "none"])
+    assert "Unrecognized options: --config.body.model" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.reconstruction import Reconstruction
+
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,11 +34,14 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from ui.app import RunRegistry, ViewerPool, build_app, serve
+    from studio.session import SessionStore
+    from ui.app import RunRegistry, build_app, serve
+    from ui.viewer_pool import ViewerPool
 
     root = tmp_path_factory.mktemp("sessions")
-    viewers, runs = ViewerPool("127.0.0.1", free_port()), RunRegistry()
-    app = build_app(root, viewers, runs)
+    store = SessionStore(root)
+    viewers, runs = ViewerPool(store, "127.0.0.1", free_port()), RunRegistry()
+    app = build_app(store, viewers, runs)
     port = free_port()
     serve(app, "127.0.0.1", port, block=False)
     yield f"http://127.0.0.1:{port}", root
@@ -76,6 +81,16 @@ def test_the_synthetic_example_end_to_end_then_an_identity_correction_in_the_vie
     page.goto(url)
     other_tab.goto(url)
     choose(page, "Input", "Synthetic (3 people, 4 views, ground truth)")
+    page.locator("button.label-wrap", has_text="Settings").first.click()
+    fixed_factor = page.get_by_label("Scale: fixed factor")
+    assert not fixed_factor.is_visible()  # a mode's setting shows while that mode is chosen
+    page.get_by_label("fixed", exact=True).check()
+    fixed_factor.wait_for(state="visible", timeout=WAIT_MS)
+    page.get_by_label("auto", exact=True).check()
+    fixed_factor.wait_for(state="hidden", timeout=WAIT_MS)
+    gate = page.get_by_label("number input for Association: gate")
+    gate.fill("1.25")
+    gate.press("Enter")
     page.click("#run")
     wait_for_status(page, "done: saved as a session", RUN_TIMEOUT_MS)
     results = page.inner_text("#results")
@@ -107,6 +122,7 @@ def test_the_synthetic_example_end_to_end_then_an_identity_correction_in_the_vie
     assert [e["kind"] for e in saved["edits"]] == ["split", "merge"]
     current = json.loads((session / "current" / "reconstruction.json").read_text())
     assert len(current["persons"]) == 2  # person 0 merged into person 1, saved at once
+    assert Reconstruction.load(session / "current").config.association.gate == 1.25  # the page's value
 
     page.get_by_role("tab", name="Run").click()
     page.get_by_role("button", name="Refresh results (after edits in the viewer)").click()
