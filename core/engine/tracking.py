@@ -109,6 +109,35 @@ class _TrackState:
             pad = np.full((array.shape[0], extra, *array.shape[2:]), fill, dtype=array.dtype)
             setattr(self, name, np.concatenate([array, pad], axis=1))
 
+    def start(self, frame: int, view, first_id: int, pelvis, embedding, log_depth) -> np.ndarray:
+        """New tracks (ids from ``first_id`` on) in free slots of their views, for detections in view
+        order; returns their slots."""
+        rank = np.arange(view.shape[0]) - np.searchsorted(view, view, side="left")
+        free_count = (~self.alive).sum(axis=1)
+        need = np.bincount(view, minlength=self.alive.shape[0])
+        if np.any(need > free_count):
+            self.grow(self.alive.shape[1] + int((need - free_count).max()) + 8)
+        free_slots = np.argsort(self.alive, axis=1, kind="stable")  # free (False) slots first
+        slot = free_slots[view, rank]
+        self.track_id[view, slot] = first_id + np.arange(view.shape[0])
+        self.alive[view, slot] = True
+        self.velocity[view, slot] = 0.0
+        self.pelvis[view, slot] = pelvis
+        self.embedding[view, slot] = embedding
+        self.depth[view, slot] = log_depth
+        self.last_frame[view, slot] = frame
+        return slot
+
+    def update(self, frame: int, view, slot, pelvis, embedding, log_depth, momentum: float) -> None:
+        """Matched tracks moved to their detections: smoothed velocity, running embedding and depth."""
+        elapsed = np.maximum(frame - self.last_frame[view, slot], 1)[:, None]
+        velocity = (pelvis - self.pelvis[view, slot]) / elapsed
+        self.velocity[view, slot] = 0.5 * self.velocity[view, slot] + 0.5 * velocity
+        self.pelvis[view, slot] = pelvis
+        self.embedding[view, slot] = momentum * self.embedding[view, slot] + (1 - momentum) * embedding
+        self.depth[view, slot] = 0.7 * self.depth[view, slot] + 0.3 * log_depth
+        self.last_frame[view, slot] = frame
+
 
 def track(observations: Observations, num_views: int, config: TrackingConfig) -> Tracklets:
     """Link the observations of each view into tracklets (see the module docstring)."""
@@ -175,35 +204,25 @@ def track(observations: Observations, num_views: int, config: TrackingConfig) ->
         is_new = track_slot < 0
         if is_new.any():
             new_view = det_view[is_new]
-            rank = np.arange(new_view.shape[0]) - np.searchsorted(new_view, new_view, side="left")
-            free_count = (~state.alive).sum(axis=1)
-            need = np.bincount(new_view, minlength=num_views)
-            if np.any(need > free_count):
-                state.grow(state.alive.shape[1] + int((need - free_count).max()) + 8)
-            free_slots = np.argsort(state.alive, axis=1, kind="stable")  # free (False) slots first
-            new_slot = free_slots[new_view, rank]
-            track_slot[is_new] = new_slot
-            state.track_id[new_view, new_slot] = next_id + np.arange(new_view.shape[0])
+            track_slot[is_new] = state.start(
+                frame,
+                new_view,
+                next_id,
+                pelvis[start:end][is_new],
+                embedding[start:end][is_new],
+                log_depth[start:end][is_new],
+            )
             next_id += new_view.shape[0]
-            state.alive[new_view, new_slot] = True
-            state.velocity[new_view, new_slot] = 0.0
-            state.pelvis[new_view, new_slot] = pelvis[start:end][is_new]
-            state.embedding[new_view, new_slot] = embedding[start:end][is_new]
-            state.depth[new_view, new_slot] = log_depth[start:end][is_new]
-            state.last_frame[new_view, new_slot] = frame
-
         old = ~is_new
-        o_view, o_slot = det_view[old], track_slot[old]
-        elapsed = np.maximum(frame - state.last_frame[o_view, o_slot], 1)[:, None]
-        velocity = (pelvis[start:end][old] - state.pelvis[o_view, o_slot]) / elapsed
-        state.velocity[o_view, o_slot] = 0.5 * state.velocity[o_view, o_slot] + 0.5 * velocity
-        state.pelvis[o_view, o_slot] = pelvis[start:end][old]
-        m = config.embedding_momentum
-        state.embedding[o_view, o_slot] = (
-            m * state.embedding[o_view, o_slot] + (1 - m) * embedding[start:end][old]
+        state.update(
+            frame,
+            det_view[old],
+            track_slot[old],
+            pelvis[start:end][old],
+            embedding[start:end][old],
+            log_depth[start:end][old],
+            config.embedding_momentum,
         )
-        state.depth[o_view, o_slot] = 0.7 * state.depth[o_view, o_slot] + 0.3 * log_depth[start:end][old]
-        state.last_frame[o_view, o_slot] = frame
         state.height[det_view, track_slot] = height[start:end]
         labels[order[start:end]] = state.track_id[det_view, track_slot]
 
