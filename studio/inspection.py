@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import colorsys
 import functools
+import itertools
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -89,21 +91,25 @@ def source_frame(reconstruction: Reconstruction, view: int, frame: int) -> UInt8
         return next(it)[1]
 
 
-def source_thumbnails(reconstruction: Reconstruction, view: int, width: int) -> UInt8[np.ndarray, "T h w 3"]:
-    """Every reconstruction frame of ``view``'s clip, ``width`` pixels wide, in one sequential decode
-    (what a viewer scrubbing the clip needs: seeking for each frame costs about 0.3 s a frame)."""
+def source_thumbnails(
+    reconstruction: Reconstruction, view: int, width: int, start: int = 0
+) -> Iterator[UInt8[np.ndarray, "h w 3"]]:
+    """The reconstruction frames of ``view``'s clip from ``start`` on, ``width`` pixels wide, as one
+    stream: a viewer scrubbing forward reads on, and a jump costs one seek to the keyframe before it
+    (seeking for every frame costs about 0.3 s a frame). One dark grey canvas for every frame when
+    there is no clip to show."""
     camera = reconstruction.cameras.cameras[view]
     size = (width, max(1, round(camera.height * width / camera.width)))
     path = Path(reconstruction.clips[view]) if reconstruction.clips else None
     if path is None or not path.is_file():
         canvas = np.full((size[1], size[0], 3), _CANVAS_GREY, dtype=np.uint8)
-        return np.broadcast_to(canvas, (reconstruction.num_frames, *canvas.shape))
-    first = reconstruction.first_frame
-    frames = FrameRange(
-        first, first + reconstruction.num_frames * reconstruction.frame_step, reconstruction.frame_step
-    )
-    images = iter_frames(_probe(path, path.stat().st_mtime_ns), frames)
-    return np.stack([cv2.resize(image, size, interpolation=cv2.INTER_AREA) for _, image in images])
+        yield from itertools.repeat(canvas, max(reconstruction.num_frames - start, 0))
+        return
+    step, first = reconstruction.frame_step, reconstruction.first_frame
+    frames = FrameRange(first + start * step, first + reconstruction.num_frames * step, step)
+    with closing(iter_frames(_probe(path, path.stat().st_mtime_ns), frames)) as images:
+        for _, image in images:
+            yield cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 @functools.lru_cache(maxsize=32)

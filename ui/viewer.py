@@ -2,8 +2,10 @@
 
 Every mesh is posed for every frame once (a person's frames in one batched body-model call), so that
 scrubbing only swaps vertex arrays of existing scene nodes: nothing is rebuilt on a frame change. An
-identity edit re-fuses the persons it touched (``studio.session.Session``), re-poses those persons
-only, and replaces their nodes.
+identity edit re-fuses the persons it touched (``studio.session.Session``), re-poses the frames of
+those persons whose pose changed only, and replaces their nodes. The camera frustums show the clips'
+thumbnails at the current frame, decoded around it into a bounded cache once a browser is connected
+(``studio.thumbnails``), so that the viewer's memory does not grow with the clip's length.
 
 GUI: frame slider, play/pause and speed; layer toggles and point size; a view selector that moves the
 client's camera to a camera's viewpoint; the selected person (click a mesh, or pick it) with the pieces
@@ -21,12 +23,14 @@ import numpy as np
 import viser
 from scipy.spatial.transform import Rotation
 
-from core.engine.editing import EditError, IdentityEdit
+from core.engine.editing import EditError, IdentityEdit, Merge, Reassign, Split, Swap
+from core.engine.refusion import take_frames
 from core.reconstruction import Reconstruction
 from core.types import PersonTrack
 from studio.export import person_vertices
-from studio.inspection import identity_color, skeleton_bones, source_thumbnails
+from studio.inspection import identity_color, skeleton_bones
 from studio.session import Session
+from studio.thumbnails import ThumbnailCache
 
 _NEW_PERSON = "new person"
 _FRUSTUM_IMAGE_WIDTH = 320
@@ -45,6 +49,26 @@ def _skeleton_segments(person: PersonTrack) -> np.ndarray:
     segments = person.joints[:, bones].astype(np.float32)
     bad = ~np.isfinite(segments).all(axis=(2, 3))
     return np.where(bad[..., None, None], person.transl[:, None, None].astype(np.float32), segments)
+
+
+def _posed(body, person: PersonTrack, previous: _PersonNodes | None) -> np.ndarray:
+    """(F, N, 3) float32 mesh vertices of every frame of ``person``; the frames whose pose and shape
+    are those of ``previous`` (the person before an edit, which changes a few frames) are copied."""
+    old = previous.person if previous is not None and previous.vertices is not None else None
+    if old is None or old.shape_model != person.shape_model or not np.array_equal(old.shape, person.shape):
+        return person_vertices(body, person).astype(np.float32)
+    at = np.searchsorted(old.frames, person.frames).clip(max=len(old.frames) - 1)
+    same = (
+        (old.frames[at] == person.frames)
+        & (old.global_orient[at] == person.global_orient).all(axis=1)
+        & (old.transl[at] == person.transl).all(axis=1)
+        & (old.body_pose[at] == person.body_pose).all(axis=(1, 2))
+    )
+    vertices = np.empty((len(person.frames), *previous.vertices.shape[1:]), dtype=np.float32)
+    vertices[same] = previous.vertices[at[same]]
+    if not same.all():
+        vertices[~same] = person_vertices(body, take_frames(person, ~same))
+    return vertices
 
 
 @dataclass
@@ -84,7 +108,7 @@ class SessionViewer:
         self._nodes: dict[int, _PersonNodes] = {}
         self._frame = 0
         self._selected: int | None = None
-        self._thumbnails: list[np.ndarray] | None = None
+        self._thumbnails: ThumbnailCache | None = None
         self._build_static()
         self._build_gui()
         self._rebuild_persons(None)
@@ -95,8 +119,9 @@ class SessionViewer:
                 self._compared[person.person_id] = self._add_person(person, body, "/compared", wireframe=True)
         self._refresh_panel()
         self.show_frame(self._slider.value)
-        self._playing = threading.Event()
+        self._playing, self._stopped = threading.Event(), threading.Event()
         threading.Thread(target=self._play_loop, daemon=True).start()
+        self.server.on_client_connect(lambda _: self.show_frame(self._frame))  # its first images
 
     @property
     def url(self) -> str:
@@ -107,7 +132,10 @@ class SessionViewer:
         return self.session.current
 
     def stop(self) -> None:
-        self._playing.clear()
+        self._stopped.set()
+        self._playing.set()  # wakes the play loop, which ends (and no longer holds the viewer)
+        if self._thumbnails is not None:
+            self._thumbnails.close()
         self.server.stop()
 
     # scene ---------------------------------------------------------------------------------------
@@ -140,24 +168,29 @@ class SessionViewer:
         rec = self.reconstruction
         body = self.session.body_model(rec)
         alive = {p.person_id: p for p in rec.persons}
+        previous = {}
         for pid in list(self._nodes):
             if pid not in alive or affected is None or pid in affected:
-                self._nodes.pop(pid).remove()
+                previous[pid] = self._nodes.pop(pid)
+                previous[pid].remove()
         for pid, person in alive.items():
             if pid not in self._nodes:
-                self._nodes[pid] = self._add_person(person, body, "/persons", wireframe=False)
+                self._nodes[pid] = self._add_person(person, body, "/persons", False, previous.get(pid))
                 if self._nodes[pid].mesh is not None:
                     self._nodes[pid].mesh.on_click(lambda _, pid=pid: self.select(pid))
         if self._selected not in alive:
             self._selected = min(alive) if alive else None
 
-    def _add_person(self, person: PersonTrack, body, prefix: str, wireframe: bool) -> _PersonNodes:
-        """A person's mesh (every frame posed now) and skeleton, hidden until ``show_frame``."""
+    def _add_person(
+        self, person: PersonTrack, body, prefix: str, wireframe: bool, previous: _PersonNodes | None = None
+    ) -> _PersonNodes:
+        """A person's mesh (every frame posed now, or taken from ``previous`` where the pose is the
+        same) and skeleton, hidden until ``show_frame``."""
         color = identity_color(person.person_id)
         name = f"{prefix}/{person.person_id}"
         vertices, mesh = None, None
         if body is not None and person.shape_model == body.name:
-            vertices = person_vertices(body, person).astype(np.float32)
+            vertices = _posed(body, person, previous)
             faces = body.faces.astype(np.uint32)
             mesh = self.server.scene.add_mesh_simple(
                 f"{name}/mesh", vertices[0], faces, color=color, wireframe=wireframe, visible=False
@@ -190,21 +223,21 @@ class SessionViewer:
                 self._update_images()
 
     def _update_images(self) -> None:
-        """Each frustum shows its clip at the current frame, once the clips' thumbnails are decoded
-        (in the background, the first time the layer is turned on)."""
+        """Each frustum shows its clip at the current frame once decoded (nothing is decoded while no
+        browser is connected)."""
+        if not self.server.get_clients():
+            return
         if self._thumbnails is None:
-            self._thumbnails = []
-            threading.Thread(target=self._decode_thumbnails, daemon=True).start()
-        if len(self._thumbnails) == len(self._frustums):
-            for frustum, thumbnails in zip(self._frustums, self._thumbnails, strict=True):
-                frustum.image = np.ascontiguousarray(thumbnails[min(self._frame, len(thumbnails) - 1)])
+            self._thumbnails = ThumbnailCache(self.reconstruction, _FRUSTUM_IMAGE_WIDTH, self._on_decoded)
+        images = self._thumbnails.get(self._frame)
+        if images is not None:
+            for frustum, image in zip(self._frustums, images, strict=True):
+                frustum.image = image
 
-    def _decode_thumbnails(self) -> None:
-        rec = self.reconstruction
-        decoded = [source_thumbnails(rec, v, _FRUSTUM_IMAGE_WIDTH) for v in range(len(rec.cameras))]
+    def _on_decoded(self, start: int, stop: int) -> None:
         with self._lock:
-            self._thumbnails = decoded
-        self.show_frame(self._frame)
+            if start <= self._frame < stop and self._layers["images"].value:
+                self._update_images()
 
     def _go_to_view(self, client: viser.ClientHandle, view: int) -> None:
         wxyz, position, fov = _camera_pose(self.reconstruction.cameras.cameras[view])
@@ -284,6 +317,8 @@ class SessionViewer:
     def _play_loop(self) -> None:
         while True:
             self._playing.wait()
+            if self._stopped.is_set():
+                return
             fps = self.reconstruction.fps * self._speed.value
             time.sleep(1.0 / max(fps, 1e-3))
             if self._playing.is_set():
@@ -338,8 +373,8 @@ class SessionViewer:
     def redo(self) -> str:
         return self._run(self.session.redo, "redone")
 
-    def _target_person(self) -> int:
-        return -1 if self._target.value == _NEW_PERSON else int(self._target.value)
+    def _target_person(self) -> int | None:
+        return None if self._target.value == _NEW_PERSON else int(self._target.value)
 
     def _edit_piece(self, kind: str) -> None:
         if self._piece.value == "none":
@@ -347,22 +382,18 @@ class SessionViewer:
             return
         piece = int(self._piece.value.split(":")[0])
         if kind == "reassign":
-            edit = IdentityEdit("reassign", piece=piece, person=self._target_person())
+            edit = Reassign(piece, self._target_person())
         else:
-            edit = IdentityEdit("split", piece=piece, frame=self._frame)
+            edit = Split(piece, self._frame)
         self.edit(edit)
 
     def _edit_persons(self, kind: str) -> None:
         target = self._target_person()
-        if self._selected is None or target < 0:
+        if self._selected is None or target is None:
             self._status.content = f"{kind}: pick a person and another person as the target"
             return
-        self._run(
-            lambda: self.session.edit(
-                IdentityEdit(kind, person=self._selected, other=target, frame=self._frame)
-            ),
-            kind,
-        )
+        edit = Merge(self._selected, target) if kind == "merge" else Swap(self._selected, target, self._frame)
+        self._run(lambda: self.session.edit(edit), kind)
 
     def _run(self, action, verb: str) -> str:
         """Apply an edit (or undo/redo), re-pose the touched persons, report how long it took."""

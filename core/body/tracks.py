@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
+from jaxtyping import Bool, Int
 
 from core.body.anny_backend import AnnyBody
 from core.body.config import BodyConfig, FitConfig
@@ -66,16 +67,28 @@ def fit_persons(
     for person in persons:
         warm = (warm_starts or {}).get(person.person_id)
         result = fit_person(person, model, config, device, warm)
-        fitted.append(
-            person
-            if result is None
-            else replace(
-                person,
-                global_orient=result.global_orient,
-                transl=result.transl,
-                body_pose=result.body_pose,
-                shape=result.shape,
-                shape_model=model.name,
-            )
-        )
+        fitted.append(person if result is None else with_fit(person, result, model))
     return tuple(fitted)
+
+
+def with_fit(
+    person: PersonTrack,
+    result: FitResult,
+    model: BodyModel,
+    rows: Int[np.ndarray, " G"] | None = None,
+    keep: Bool[np.ndarray, " R"] | None = None,
+) -> PersonTrack:
+    """``person`` carrying ``result``'s shape and poses at every frame; or, for a result fitted on some
+    of its frames with its shape kept, the result's rows ``keep`` written at the track's rows ``rows``
+    (every other frame, and the shape, left exactly as they were)."""
+    fitted = {"global_orient": result.global_orient, "transl": result.transl, "body_pose": result.body_pose}
+    if rows is None:
+        return replace(person, **fitted, shape=result.shape, shape_model=model.name)
+    fitted = {name: _written(getattr(person, name), rows, value[keep]) for name, value in fitted.items()}
+    return replace(person, **fitted, shape_model=model.name)
+
+
+def _written(array: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    copy = array.copy()
+    copy[rows] = values
+    return copy

@@ -93,11 +93,14 @@ def test_source_frame_decodes_the_clip_frame_of_a_reconstruction_frame(reconstru
     assert source_frame(moved, 0, 0).shape == (48, 64, 3)
 
     two_frames = dataclasses.replace(from_clips, num_frames=2)
-    thumbnails = source_thumbnails(two_frames, 2, 32)  # one decode for every frame of the run
+    thumbnails = np.stack(list(source_thumbnails(two_frames, 2, 32)))  # one stream for the whole run
     assert thumbnails.shape == (2, 24, 32, 3)
     for frame, clip_frame in ((0, 1), (1, 3)):
         assert np.abs(thumbnails[frame].astype(int) - GREYS[clip_frame]).max() <= 8
-    assert source_thumbnails(dataclasses.replace(two_frames, clips=()), 0, 32).shape == (2, 24, 32, 3)
+    (later,) = source_thumbnails(two_frames, 2, 32, start=1)
+    assert np.abs(later.astype(int) - GREYS[3]).max() <= 8
+    canvases = list(source_thumbnails(dataclasses.replace(two_frames, clips=()), 0, 32))
+    assert len(canvases) == 2 and canvases[0].shape == (24, 32, 3)
 
 
 def test_overlay_draws_the_selected_skeleton_at_its_projection_and_nothing_far_away(reconstruction):

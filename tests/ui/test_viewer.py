@@ -1,15 +1,23 @@
-"""The viewer without a browser: scrubbing swaps node contents, edits rebuild the touched persons only."""
+"""The viewer without a browser (or with a headless one): scrubbing swaps node contents, clips are decoded
+around the frame shown, edits rebuild the touched persons only."""
 
+import dataclasses
 import socket
+import time
 
+import cv2
 import numpy as np
 import pytest
 
-from core.engine.editing import IdentityEdit
+from core.body.model import BodyOutput
+from core.engine.editing import Merge, Reassign
 from core.engine.pipeline import reconstruct_from_observations
-from studio.session import Session
+from studio.session import SessionStore
+from tests.core.body.test_fitting import ToySkeleton
 from tests.core.engine.scenes import exact_scene
-from ui.viewer import SessionViewer
+from tests.core.io.test_video import H, W, coded_clip, read_code
+from ui.bench import headless_client
+from ui.viewer import SessionViewer, _PersonNodes, _posed
 
 
 def free_port() -> int:
@@ -28,7 +36,7 @@ def run():
 
 @pytest.fixture
 def viewer(run, tmp_path):
-    viewer = SessionViewer(Session.create(tmp_path, "viewer", run), port=free_port())
+    viewer = SessionViewer(SessionStore(tmp_path).create("viewer", run), port=free_port())
     yield viewer
     viewer.stop()
 
@@ -43,23 +51,23 @@ def test_scrubbing_moves_each_skeleton_to_its_frame(viewer, run):
             assert nodes.bones.visible  # no body model: the skeleton stands for the mesh
 
 
-def test_an_edit_rebuilds_the_touched_persons_and_undo_restores_them(viewer, run):
+def test_an_edit_rebuilds_the_touched_persons_and_undo_restores_them(viewer, run, tmp_path):
     untouched = viewer._nodes[0]
     piece = viewer.pieces(1)[0]
-    status = viewer.edit(IdentityEdit("reassign", piece=piece))
+    status = viewer.edit(Reassign(piece))
     assert "persons 1, 2 updated" in status and "saved" in status
     assert sorted(viewer._nodes) == [0, 1, 2] and viewer._nodes[0] is untouched
     assert viewer.pieces(2) == [piece]
-    assert "not done: person 9 has no piece" in viewer.edit(IdentityEdit("merge", person=9, other=0))
+    assert "not done: person 9 has no piece" in viewer.edit(Merge(9, 0))
     viewer.undo()
     assert sorted(viewer._nodes) == [0, 1] and piece in viewer.pieces(1)
-    assert len(Session.open(viewer.session.directory).undone) == 1
+    assert len(SessionStore(tmp_path).open(viewer.session.directory).undone) == 1  # as on disk
 
 
 def test_a_compared_run_is_scrubbed_with_the_first_and_can_be_hidden(run, tmp_path):
-    first = Session.create(tmp_path, "first", run)
-    second = Session.create(tmp_path, "second", run)
-    second.edit(IdentityEdit("merge", person=1, other=0))
+    store = SessionStore(tmp_path)
+    first, second = store.create("first", run), store.create("second", run)
+    second.edit(Merge(1, 0))
     viewer = SessionViewer(first, port=free_port(), compare=second)
     try:
         assert sorted(viewer._compared) == [0]
@@ -69,3 +77,57 @@ def test_a_compared_run_is_scrubbed_with_the_first_and_can_be_hidden(run, tmp_pa
         assert not viewer._compared[0].bones.visible
     finally:
         viewer.stop()
+
+
+def shown_frame(image: np.ndarray) -> int:
+    """The clip frame a frustum's thumbnail shows (the coded clips spell their index)."""
+    return read_code(cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA))
+
+
+def test_the_clips_are_decoded_around_the_frame_shown_into_a_bounded_cache(tmp_path):
+    frames = 40
+    scene = exact_scene(persons=2, views=2, frames=frames, seed=3)
+    run = reconstruct_from_observations(scene.observations, scene.cameras, frames, scene.config.fps)
+    clips = tuple(str(coded_clip(tmp_path / f"cam{v}.mp4", frames)) for v in range(2))
+    viewer = SessionViewer(
+        SessionStore(tmp_path).create("clips", dataclasses.replace(run, clips=clips)), port=free_port()
+    )
+    try:
+        viewer.show_frame(3)
+        assert viewer._thumbnails is None  # no browser connected: nothing decoded
+        with headless_client(viewer.url):
+            for frame in [*range(frames), 5, 33]:  # scrub the whole clip, then jump back
+                viewer.show_frame(frame)
+                deadline = time.monotonic() + 10
+                while any(f.image is None or shown_frame(f.image) != frame for f in viewer._frustums):
+                    assert time.monotonic() < deadline, f"frame {frame} never shown"
+                    time.sleep(0.005)
+                assert len(viewer._thumbnails) <= viewer._thumbnails.capacity
+        cache = viewer._thumbnails
+        assert cache.capacity < frames and len(cache) == cache.capacity
+    finally:
+        viewer.stop()
+
+
+class CountingMesh(ToySkeleton):
+    """The toy skeleton with its joints as mesh vertices, counting the frames it poses."""
+
+    posed = 0
+
+    def __call__(self, parameters, vertices=True):
+        self.posed += len(parameters.transl)
+        joints = super().__call__(parameters).joints
+        return BodyOutput(joints=joints, vertices=joints)
+
+
+def test_after_an_edit_only_the_frames_whose_pose_changed_are_posed_again(run):
+    body = CountingMesh()
+    person = dataclasses.replace(run.persons[0], shape_model=body.name, shape=np.zeros(5))
+    before = _PersonNodes(person, _posed(body, person, None), np.zeros(0), None, None)
+    changed = person.body_pose.copy()
+    changed[4:6] += 0.1
+    edited = dataclasses.replace(person, body_pose=changed)
+    body.posed = 0
+    vertices = _posed(body, edited, before)
+    assert body.posed == 2
+    np.testing.assert_array_equal(vertices, _posed(body, edited, None))
