@@ -26,14 +26,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def run():
-    scene = exact_scene(persons=2, views=3, frames=12, seed=3)
-    return reconstruct_from_observations(
-        scene.observations, scene.cameras, scene.config.frames, scene.config.fps
-    )
-
-
 @pytest.fixture
 def viewer(run, tmp_path):
     viewer = SessionViewer(SessionStore(tmp_path).create("viewer", run), port=free_port())

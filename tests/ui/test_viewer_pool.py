@@ -6,19 +6,9 @@ import weakref
 
 import pytest
 
-from core.engine.pipeline import reconstruct_from_observations
 from studio.session import SessionStore
-from tests.core.engine.scenes import exact_scene
 from tests.ui.test_viewer import free_port
 from ui.viewer_pool import ViewerPool
-
-
-@pytest.fixture(scope="module")
-def run():
-    scene = exact_scene(persons=2, views=3, frames=12, seed=3)
-    return reconstruct_from_observations(
-        scene.observations, scene.cameras, scene.config.frames, scene.config.fps
-    )
 
 
 @pytest.fixture
