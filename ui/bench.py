@@ -28,11 +28,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
-import av
-import cv2
 import msgspec
 import numpy as np
 import tyro
@@ -42,9 +39,9 @@ from websockets.sync.client import connect
 
 from core.config import ReconstructionConfig
 from core.engine.editing import IdentityEdit, Merge, Reassign, Split, Swap
-from core.reconstruction import Reconstruction
 from studio.runs import run_synthetic
 from studio.session import SessionStore
+from studio.stand_in_clips import with_stand_in_clips
 from ui.viewer import SessionViewer
 
 _PIECE_FRAMES = 100
@@ -72,41 +69,12 @@ def main(frames: int = 100, session: Path | None = None, port: int = 8099, threa
         directory = Path(root) / "bench"
         if session is None:
             result = run_synthetic(ReconstructionConfig(), lambda stage, fraction: None, frames=frames)
-            reconstruction = _with_clips(result.reconstruction, Path(root))
+            reconstruction = with_stand_in_clips(result.reconstruction, Path(root), _CLIP_SCALE)
             directory = SessionStore(Path(root)).create("bench", reconstruction).directory
         else:
             shutil.copytree(session, directory)
         _viewer_memory(directory, port)
         _edits(SessionStore(Path(root)).open(directory), port + 1)
-
-
-def _with_clips(reconstruction: Reconstruction, directory: Path) -> Reconstruction:
-    """``reconstruction`` with a stand-in clip per view written under ``directory``."""
-    clips = []
-    for camera in reconstruction.cameras.cameras:
-        path = directory / f"{camera.name}.mp4"
-        width, height = camera.width // _CLIP_SCALE // 2 * 2, camera.height // _CLIP_SCALE // 2 * 2
-        fps = round(reconstruction.fps)
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream(
-                "libx264", rate=fps, options={"g": str(2 * fps), "preset": "veryfast"}
-            )
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            for frame in range(reconstruction.num_frames):
-                image = np.full((height, width, 3), 60 + frame % 120, dtype=np.uint8)
-                cv2.putText(
-                    image,
-                    f"{camera.name} {frame}",
-                    (10, height // 2),
-                    cv2.FONT_HERSHEY_SIMPLEX,
-                    1,
-                    (255,) * 3,
-                    2,
-                )
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-            container.mux(stream.encode())
-        clips.append(str(path))
-    return replace(reconstruction, clips=tuple(clips), first_frame=0, frame_step=1)
 
 
 @contextlib.contextmanager
