@@ -5,7 +5,6 @@ Kept free of any UI library so that the page, the command line and the tests run
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 from core.body.tracks import fit_persons, load_body_model
 from core.config import ReconstructionConfig
 from core.engine.pipeline import reconstruct_from_observations
+from core.engine.timing import timed
 from core.engine.video_pipeline import reconstruct_from_videos
 from core.errors import InputError
 from core.evaluation.scoring import evaluate
@@ -70,12 +70,12 @@ def run_synthetic(
     body = load_body_model(config.body)
     if body is not None:
         progress("body", 0.0)
-        start = time.perf_counter()
+        seconds = dict(reconstruction.diagnostics.stage_seconds)
         persons = []
-        for done, person in enumerate(reconstruction.persons, 1):
-            persons += fit_persons([person], body, config.body.fit)
-            progress("body", done / len(reconstruction.persons))
-        seconds = {**reconstruction.diagnostics.stage_seconds, "body": time.perf_counter() - start}
+        with timed(seconds, "body"):
+            for done, person in enumerate(reconstruction.persons, 1):
+                persons += fit_persons([person], body, config.body.fit)
+                progress("body", done / len(reconstruction.persons))
         diagnostics = replace(reconstruction.diagnostics, stage_seconds=seconds)
         reconstruction = replace(reconstruction, persons=tuple(persons), diagnostics=diagnostics)
     return RunResult(reconstruction, ground_truth)
