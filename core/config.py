@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.body.config import BodyConfig
+from core.cameras.config import CameraConfig
 from core.engine.association import AssociationConfig
 from core.engine.fusion import FusionConfig
 from core.engine.refinement import RefinementConfig
@@ -20,6 +21,7 @@ class ReconstructionConfig:
     """Settings of every test-time stage; saved with each reconstruction."""
 
     perception: BlazePoseConfig = field(default_factory=BlazePoseConfig)
+    cameras: CameraConfig = field(default_factory=CameraConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
     refinement: RefinementConfig = field(default_factory=RefinementConfig)

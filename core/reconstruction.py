@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float, UInt8
 
+from core.cameras.report import CalibrationReport
 from core.config import ReconstructionConfig
 from core.serialization import from_tree, to_tree
 from core.staging import remove_abandoned, staging_path
@@ -49,6 +50,11 @@ class Reconstruction:
     """Clip frame number of reconstruction frame 0."""
     frame_step: int = 1
     """Clip frames between consecutive reconstruction frames (``fps`` is already divided by it)."""
+    calibration: CalibrationReport | None = None
+    """How the cameras were obtained (per camera: focal length, reprojection error, placed or why not)."""
+    reference_cameras: CameraRig | None = None
+    """A calibration file's cameras when the cameras were estimated anyway (its own world frame), to
+    compare against."""
     format_version: int = FORMAT_VERSION
 
     def save(self, directory: Path) -> None:

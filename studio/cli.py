@@ -130,6 +130,10 @@ def demo(out: Path = Path("runs/demo"), seed: int = 0, scale_error: float = 0.8)
 _DEFAULT_CONFIG = ReconstructionConfig()
 
 SHORT_FLAGS = {
+    "cameras.source": "cameras",
+    "cameras.hints.fov_deg": "fov",
+    "cameras.hints.focal_px": "focal",
+    "cameras.hints.height_m": "height",
     "body.model": "body",
     "body.smplx.model_dir": "smplx-dir",
     "networks.scene": "scene",
@@ -180,12 +184,12 @@ def reconstruct(
         videos: One clip per camera, in the calibration's camera order.
         out: Directory the reconstruction is written to.
         calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text;
-            optional with --scene pi3x (Pi3X then estimates the cameras).
+            optional: without one the cameras come from the people (--cameras people) or from Pi3X.
         frames: Frame range START:STOP:STEP of the clips (Python slice syntax).
         device: Where the networks run and the body model is fitted; the embedded detector and the engine
             run on the CPU.
-        config: Settings of every stage (the common choices by short flags: --body, --smplx-dir,
-            --scene, --pi3x-ckpt, --humans, --mhmr-ckpt).
+        config: Settings of every stage (the common choices by short flags: --cameras, --fov, --focal,
+            --height, --body, --smplx-dir, --scene, --pi3x-ckpt, --humans, --mhmr-ckpt).
     """
     from core.device import resolve_device
     from core.engine.video_pipeline import reconstruct_from_videos

@@ -42,9 +42,39 @@ def summarize(reconstruction: Reconstruction) -> dict:
         "frames": reconstruction.num_frames,
         "fps": reconstruction.fps,
         "scale_factor": diagnostics.scale_factor,
+        "cameras": camera_table(reconstruction),
         "stage_seconds": {stage: round(s, 3) for stage, s in diagnostics.stage_seconds.items()},
         "total_seconds": round(sum(diagnostics.stage_seconds.values()), 3),
         "messages": list(diagnostics.messages),
+    }
+
+
+def camera_table(reconstruction: Reconstruction) -> dict:
+    """Where the cameras came from and, per camera, its focal length, reprojection error, keypoint
+    inliers and verdict: the camera stage's own account when it estimated them, else (a calibration
+    file) the focal lengths and the persons' mean reprojection error in each view."""
+    report = reconstruction.calibration
+    if report is not None and report.cameras:
+        return {"source": report.source, "scale_from": report.scale_from, "table": report.table()}
+    residuals = [p.residuals_px for p in reconstruction.persons]
+    rows = []
+    for v, camera in enumerate(reconstruction.cameras.cameras):
+        errors = np.concatenate([r[:, v] for r in residuals]) if residuals else np.zeros(0)
+        errors = errors[np.isfinite(errors)]
+        rows.append(
+            {
+                "camera": camera.name,
+                "placed": True,
+                "focal_px": round(float(camera.K[0, 0]), 1),
+                "reprojection_px": round(float(errors.mean()), 2) if errors.size else None,
+                "inliers": None,
+                "verdict": "given",
+            }
+        )
+    return {
+        "source": report.source if report is not None else "file",
+        "scale_from": "calibration",
+        "table": rows,
     }
 
 
@@ -58,6 +88,14 @@ def format_summary(summary: dict) -> str:
             f"reprojection {'n/a' if error is None else f'{error:.2f} px'}"
         )
     lines.append(f"scale factor {summary['scale_factor']:.4f}")
+    cameras = summary["cameras"]
+    lines.append(f"cameras from {cameras['source']} (scale: {cameras['scale_from']})")
+    for row in cameras["table"]:
+        error = row["reprojection_px"]
+        lines.append(
+            f"  {row['camera']}: focal {row['focal_px'] or float('nan'):.0f} px, reprojection "
+            f"{'n/a' if error is None else f'{error:.2f} px'}, {row['verdict']}"
+        )
     lines.append(
         "seconds: "
         + ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())

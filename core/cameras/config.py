@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-CameraSource = Literal["file", "people", "pi3x"]
+CameraSource = Literal["auto", "file", "people", "pi3x"]
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class CameraHints:
     """What a user may know about an uncalibrated rig; every hint is optional."""
 
     fov_deg: float | None = None
-    """Horizontal field of view of every camera, degrees (ignored where ``focal_px`` is given)."""
+    """Horizontal field of view of every camera, degrees (ignored where a focal length is given)."""
     focal_px: tuple[float, ...] = ()
     """Focal length in pixels: one value for every camera, or one per camera in clip order."""
     height_m: float | None = None
@@ -56,9 +56,9 @@ class SelfCalibrationConfig:
 class CameraConfig:
     """Where the cameras come from."""
 
-    source: CameraSource | None = None
-    """``file`` (the calibration given), ``people`` (self-calibration from the people's keypoints) or
-    ``pi3x`` (the scene network); None: ``file`` with a calibration, else ``pi3x`` if ``--scene pi3x``,
-    else ``people``."""
+    source: CameraSource = "auto"
+    """Where the cameras come from: file (the calibration given), people (self-calibration from the
+    people's keypoints), pi3x (the scene network); auto: file with a calibration, else pi3x with
+    --scene pi3x, else people."""
     hints: CameraHints = field(default_factory=CameraHints)
     people: SelfCalibrationConfig = field(default_factory=SelfCalibrationConfig)

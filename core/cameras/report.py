@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -18,6 +19,10 @@ class CameraEstimate:
     """Median reprojection error of the keypoints it stands on, pixels."""
     inliers: int = 0
     """Keypoint observations of this camera that the final bundle adjustment kept as inliers."""
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ class CalibrationReport:
             {
                 "camera": c.name,
                 "placed": c.placed,
-                "focal_px": round(c.focal_px, 1),
-                "reprojection_px": round(c.reprojection_px, 2),
+                "focal_px": _rounded(c.focal_px, 1),
+                "reprojection_px": _rounded(c.reprojection_px, 2),
                 "inliers": c.inliers,
                 "verdict": "placed" if c.placed else f"not placed: {c.reason}",
             }

@@ -17,16 +17,27 @@ from pathlib import Path
 import numpy as np
 
 from core.body.tracks import fit_persons, load_body_model
+from core.cameras.people import calibrate_from_people
+from core.cameras.report import CalibrationReport
+from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
-from core.engine.pipeline import reconstruct_from_observations
+from core.engine.pipeline import fit_to_clip, reconstruct_from_observations
 from core.engine.timing import timed
+from core.engine.tracking import track
 from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.model import MultiHMR
 from core.nets.pi3x.model import Pi3X
-from core.perception import BlazePose, MultiHMRObserver, PerceptionResult, load_multihmr, observe_clips
+from core.perception import (
+    BlazePose,
+    MultiHMRObserver,
+    Observer,
+    PerceptionResult,
+    load_multihmr,
+    observe_clips,
+)
 from core.reconstruction import Reconstruction
 from core.scene.ground import WORLD_UP, TextureFrame, fit_ground, sample_ground
 from core.scene.people_masks import people_masks
@@ -49,13 +60,8 @@ def load_inputs(
     return clips, rig, frames.indices(clips[0].num_frames)
 
 
-def check_network_choices(networks: NetworksConfig, calibration: Path | None) -> None:
+def check_network_choices(networks: NetworksConfig) -> None:
     """Refuse combinations that cannot work before anything slow starts."""
-    if calibration is None and networks.scene != "pi3x":
-        raise InputError(
-            "no calibration given: pass the cameras' calibration file, or let Pi3X estimate the cameras "
-            "with --scene pi3x --pi3x-ckpt PATH"
-        )
     if networks.head_depth == "pi3x" and (networks.scene != "pi3x" or networks.humans != "multihmr"):
         raise InputError("head depth from Pi3X needs --scene pi3x and --humans multihmr")
 
@@ -70,16 +76,22 @@ def reconstruct_from_videos(
     device: str = "cpu",
 ) -> Reconstruction:
     """Reconstruct the people (with a body model fitted to each) and the scene seen in synchronized clips.
-    ``device`` is where the networks run and the body model is fitted; without a calibration, Pi3X
-    (``config.networks.scene``) gives the cameras."""
+    ``device`` is where the networks run and the body model is fitted. The cameras come from
+    ``config.cameras.source``: the calibration, Pi3X (``config.networks.scene``), or the people
+    themselves (self-calibration after detection; a view it cannot place is left out, with a message)."""
     config = config or ReconstructionConfig()
     networks = config.networks
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
     with timed(seconds, "ingest"):
-        check_network_choices(networks, calibration)
+        check_network_choices(networks)
+        source = camera_source(config.cameras, networks, calibration)
         clips, cameras, indices = load_inputs(videos, calibration, frames)
+        reference = cameras if source != "file" else None
+        if source == "people":
+            sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
+            cameras = stand_in_rig(sizes, names, config.cameras.hints)
         scene_net = load_pi3x(networks, device) if networks.scene == "pi3x" else None
         humans_net = load_multihmr(networks, device) if networks.humans == "multihmr" else None
     report("ingest", 1.0)
@@ -87,7 +99,8 @@ def reconstruct_from_videos(
     scene = None
     if scene_net is not None:
         with timed(seconds, "scene network"):
-            scene = _estimate_scene(scene_net, clips, frames, indices, cameras, networks, device)
+            given = cameras if source == "file" else None
+            scene = _estimate_scene(scene_net, clips, frames, indices, given, networks, device)
             cameras = scene.cameras
         report("scene network", 1.0)
     frame_depth = None
@@ -96,9 +109,18 @@ def reconstruct_from_videos(
     del scene_net  # held on by frame_depth only when the heads need it
 
     with timed(seconds, "detection"):
-        perception = _detect(
+        observer, perception = _detect(
             clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device
         )
+    calibration_report = None
+    if source == "people":
+        with timed(seconds, "cameras"):
+            cameras, calibration_report, views = _self_calibrate(perception, clips, len(indices), config)
+            perception = perception.placed_in(observer, cameras, views)
+            clips = tuple(clips[v] for v in views)
+            if config.cameras.hints.height_m is not None:  # the height fixes the scale
+                config = replace(config, scale=replace(config.scale, mode="off"))
+        report("cameras", 1.0)
 
     reconstruction = reconstruct_from_observations(
         perception.observations,
@@ -117,7 +139,7 @@ def reconstruct_from_videos(
             )
     report("body", 1.0)
     with timed(seconds, "scene"):
-        up = None if calibration is None else WORLD_UP  # else Pi3X's world, only roughly upright
+        up = None if source == "pi3x" else WORLD_UP  # Pi3X's world is only roughly upright
         reconstruction = _add_ground(reconstruction, clips, frames, indices, config, up, scene)
     report("scene", 1.0)
     diagnostics = reconstruction.diagnostics
@@ -126,12 +148,38 @@ def reconstruct_from_videos(
         diagnostics=replace(
             diagnostics,
             stage_seconds=seconds,
-            messages=perception.messages + diagnostics.messages,
+            messages=perception.messages
+            + (calibration_report.messages if calibration_report else ())
+            + diagnostics.messages,
         ),
         clips=tuple(str(c.path) for c in clips),
         first_frame=int(indices[0]),
         frame_step=frames.step,
+        calibration=calibration_report or CalibrationReport(source),
+        reference_cameras=reference,
     )
+
+
+def _self_calibrate(
+    perception: PerceptionResult, clips: Sequence[ClipInfo], num_frames: int, config: ReconstructionConfig
+) -> tuple[CameraRig, CalibrationReport, np.ndarray]:
+    """The cameras from the people detected in the stand-in rig; the views placed (clip indices)."""
+    observations = perception.observations
+    tracklets = track(observations, len(clips), fit_to_clip(config, num_frames)[0].tracking)
+    sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
+    rig, calibration = calibrate_from_people(
+        observations, tracklets, num_frames, sizes, names, config.cameras
+    )
+    if not len(rig):
+        why = "; ".join(f"{c.name}: {c.reason}" for c in calibration.cameras)
+        raise InputError(f"the cameras could not be found from the people ({why})")
+    views = np.array([names.index(name) for name in rig.names])
+    messages = [
+        f"{clips[v].path}: camera not placed ({c.reason}); the view is left out"
+        for v, c in enumerate(calibration.cameras)
+        if not c.placed
+    ]
+    return rig, replace(calibration, messages=(*calibration.messages, *messages)), views
 
 
 def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:
@@ -179,14 +227,15 @@ def _detect(
     report: StageProgress,
     model_dir: Path | None,
     device: str,
-) -> PerceptionResult:
-    """People in every selected frame of every view, by Multi-HMR when loaded (heads at Pi3X's depth of
+) -> tuple[Observer, PerceptionResult]:
+    """The observer, and the people in every selected frame of every view, by Multi-HMR when loaded
+    (heads at Pi3X's depth of
     the same frame with ``frame_depth``), else by BlazePose."""
     if humans_net is not None:
         observer = MultiHMRObserver(humans_net, config.networks, device, frame_depth)
     else:
         observer = BlazePose(config.perception, model_dir)
-    return observe_clips(
+    return observer, observe_clips(
         observer, clips, frames, cameras, lambda done, total: report("detection", done / total)
     )
 

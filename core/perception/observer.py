@@ -29,6 +29,25 @@ class PerceptionResult:
 
     observations: Observations
     messages: tuple[str, ...]
+    columns: PersonColumns
+    """The observer's own per-person arrays, to place the people again in other cameras."""
+    frame: Int[np.ndarray, " N"]
+    """Each person's frame."""
+
+    def placed_in(
+        self, observer: Observer, cameras: CameraRig, views: Int[np.ndarray, " W"]
+    ) -> PerceptionResult:
+        """The observations of ``views`` only (renumbered in that order) placed in ``cameras`` (one per
+        view kept), e.g. once the cameras are known from the people themselves."""
+        number = np.full(int(self.columns["view"].max(initial=0)) + 1, -1)
+        number[views] = np.arange(len(views))
+        keep = number[self.columns["view"].astype(np.int64)] >= 0
+        columns = {key: value[keep] for key, value in self.columns.items()}
+        columns["view"] = number[columns["view"].astype(np.int64)]
+        frame = self.frame[keep]
+        return PerceptionResult(
+            observer.to_observations(columns, frame, cameras), self.messages, columns, frame
+        )
 
 
 class Observer(Protocol):
@@ -67,8 +86,9 @@ def observe_clips(
         if progress:
             progress(step + 1, total)
     columns = {key: np.concatenate([people[key] for people in found]) for key in found[0]}
-    observations = observer.to_observations(columns, np.concatenate(frame_of), cameras)
-    return PerceptionResult(observations, _clip_messages(clips, health, observations))
+    frame = np.concatenate(frame_of)
+    observations = observer.to_observations(columns, frame, cameras)
+    return PerceptionResult(observations, _clip_messages(clips, health, observations), columns, frame)
 
 
 def _clip_messages(

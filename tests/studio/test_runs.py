@@ -81,12 +81,15 @@ def test_a_synthetic_run_is_saved_as_a_session_with_its_config(tmp_path):
 @pytest.mark.skipif(
     not (examples_directory() / "Demo_MultiPerson").is_dir(), reason="python -m studio assets"
 )
-def test_clips_without_calibration_need_pi3x_and_its_checkpoint(tmp_path, monkeypatch):
+def test_camera_sources_that_cannot_work_are_refused_before_any_work(tmp_path, monkeypatch):
     videos = sorted((examples_directory() / "Demo_MultiPerson" / "videos").glob("*.mp4"))
     monkeypatch.setenv("CHROMM_CACHE_DIR", str(tmp_path))  # no checkpoint to be found
     frames, progress = FrameRange(0, 1), lambda stage, fraction: None
-    with pytest.raises(InputError, match="no calibration given"):
-        run_clips(videos, None, ReconstructionConfig(), frames, progress)
+    with pytest.raises(InputError, match="--cameras file needs a calibration"):
+        run_clips(videos, None, config_from_values({"cameras.source": "file"}), frames, progress)
+    both = config_from_values({"cameras.source": "people", "networks.scene": "pi3x"})
+    with pytest.raises(InputError, match="use --cameras pi3x"):
+        run_clips(videos, None, both, frames, progress)
     pi3x = config_from_values({"networks.scene": "pi3x"})
     with pytest.raises(InputError, match="Pi3X checkpoint"):
         run_clips(videos, None, pi3x, frames, progress)

@@ -43,7 +43,7 @@ def test_adjustment_recovers_the_cameras_from_a_perturbed_start():
     )
     noisy = points + rng.normal(0, 0.03, points.shape)
     fixed = np.array([0])
-    cameras, adjusted = adjust(start, noisy, view, point, pixels, 2.0, fixed, 2, 200, k1_sigma=1.0)
+    cameras, adjusted, _ = adjust(start, noisy, view, point, pixels, 2.0, fixed, 2, 200, k1_sigma=1.0)
     error = np.linalg.norm(project(cameras, view, adjusted[point]) - pixels, axis=1)
     assert np.median(error) < 0.05
 
@@ -66,6 +66,6 @@ def test_adjustment_recovers_the_cameras_from_a_perturbed_start():
 def test_fixed_intrinsics_stay_as_given():
     rng = np.random.default_rng(1)
     truth, points, view, point, pixels = _scene(rng)
-    cameras, _ = adjust(truth, points, view, point, pixels, 2.0, np.array([0]), 0, 20)
+    cameras, _, _ = adjust(truth, points, view, point, pixels, 2.0, np.array([0]), 0, 20)
     np.testing.assert_array_equal(cameras.focal, truth.focal)
     np.testing.assert_array_equal(cameras.k1, truth.k1)

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 from scipy.spatial.transform import Rotation
 
+from core.cameras.config import CameraConfig
 from core.config import ReconstructionConfig
 from core.engine.video_pipeline import reconstruct_from_videos
 from core.errors import InputError
@@ -111,8 +112,9 @@ def test_with_calibration_the_calibrated_cameras_are_kept(checkpoints):
 @needs_clips
 def test_bad_network_choices_are_refused_before_any_work(checkpoints, tmp_path):
     base = ReconstructionConfig()
-    with pytest.raises(InputError, match="no calibration given.*--scene pi3x"):
-        reconstruct_from_videos(_clips(), None, FrameRange(0, 1), base)
+    no_file = replace(base, cameras=CameraConfig(source="file"))
+    with pytest.raises(InputError, match="--cameras file needs a calibration"):
+        reconstruct_from_videos(_clips(), None, FrameRange(0, 1), no_file)
     missing = replace(base, networks=NetworksConfig(scene="pi3x"))
     with pytest.raises(InputError, match="--pi3x-ckpt"):
         reconstruct_from_videos(_clips(), None, FrameRange(0, 1), missing)
