@@ -27,6 +27,7 @@ from studio.bench import format_table, run_bench
 from studio.export import (
     describe_body_export,
     export_body_glb,
+    export_calib_toml,
     export_joints_json,
     export_points_ply,
     export_smplx_npz,
@@ -103,6 +104,51 @@ def bench_body(
     config = BodyBenchConfig(frames=frames, persons=persons, seed=seed, noise=noise)
     result = run_body_bench(AnnyBody(), config)
     print(jsonlib.dumps(result_to_dict(result), indent=1) if json else format_body_table(result))
+
+
+def bench_cameras(
+    persons: int = 5,
+    views: int = 6,
+    frames: int = 150,
+    seed: int = 0,
+    mirrored_rate: float = 0.3,
+    example: str | None = None,
+    height: float | None = None,
+    json: bool = False,
+) -> None:
+    """Benchmark cameras from the people: rotation, centre, focal, scale and up errors against known
+    cameras, on a synthetic scene (people of identical appearance, unknown focal lengths, noise, misses,
+    false positives, mirrored labels) or, with --example, on an example's clips against its calibration.
+
+    Args:
+        persons: People walking in the synthetic scene.
+        views: Cameras around them.
+        frames: Frames to simulate.
+        seed: Random seed of the scene and its observations.
+        mirrored_rate: Fraction of the detections of a person seen from behind labelled left for right.
+        example: An example installed by `assets` (e.g. Demo_MultiPerson): detect its people in all
+            frames, calibrate from them, and also compare the engine's output with the calibrated run's.
+        height: The tallest person's height in metres, as the scale hint.
+        json: Print one JSON object instead of lines.
+    """
+    from studio.camera_bench import (
+        CameraBenchScene,
+        detect_example,
+        example_bench,
+        format_camera_bench,
+        synthetic_bench,
+        with_height,
+    )
+
+    config = with_height(ReconstructionConfig(), height)
+    if example is None:
+        scene = CameraBenchScene(
+            persons=persons, views=views, frames=frames, seed=seed, mirrored_rate=mirrored_rate
+        )
+        result = synthetic_bench(scene, config.cameras)
+    else:
+        result = example_bench(detect_example(example, config), config)
+    print(jsonlib.dumps(result, indent=1) if json else format_camera_bench(result))
 
 
 def demo(out: Path = Path("runs/demo"), seed: int = 0, scale_error: float = 0.8) -> None:
@@ -236,20 +282,22 @@ def summary(directory: Positional[Path], json: bool = False) -> None:
 def export(
     directory: Positional[Path],
     out: Path,
-    format: Literal["joints-json", "ply", "smplx-npz", "glb"] = "joints-json",
+    format: Literal["joints-json", "ply", "calib-toml", "smplx-npz", "glb"] = "joints-json",
     coarse: bool = False,
 ) -> None:
     """Write a saved reconstruction in a format other tools read.
 
     Args:
         directory: A directory written by `reconstruct` or `demo`.
-        out: The file to write (joints-json, ply), or the folder to write one file per person into
-            (smplx-npz, glb).
+        out: The file to write (joints-json, ply, calib-toml: a name ending in .toml), or the folder to
+            write one file per person into (smplx-npz, glb).
         format: joints-json: {person_id: {frame: {joint: [x, y, z]}}} in world metres; ply: the scene
-            points (the textured floor) with their colours; smplx-npz: person_<id>.npz, each fitted
-            person's body parameters per frame in AMASS's SMPL-X layout (poses, trans, betas or Anny
-            phenotypes, frames, mocap_framerate); glb: person_<id>.glb, each fitted person's mesh per
-            frame (nodes frame_<n>) and the camera frustums, glTF y up.
+            points (the textured floor) with their colours; calib-toml: the cameras as a Pose2Sim
+            Calib.toml (intrinsics, distortion, Rodrigues rotation and translation, world→camera);
+            smplx-npz: person_<id>.npz, each fitted person's body parameters per frame in AMASS's
+            SMPL-X layout (poses, trans, betas or Anny phenotypes, frames, mocap_framerate); glb:
+            person_<id>.glb, each fitted person's mesh per frame (nodes frame_<n>) and the camera
+            frustums, glTF y up.
         coarse: glb with Anny: the viewer's 1,229-vertex mesh instead of the full one (built once,
             about a minute).
     """
@@ -258,6 +306,9 @@ def export(
         print(describe_body_export(export_body_glb(reconstruction, out, coarse), format, out))
     elif format == "smplx-npz":
         print(describe_body_export(export_smplx_npz(reconstruction, out), format, out))
+    elif format == "calib-toml":
+        export_calib_toml(reconstruction, out)
+        print(f"{format} written to {out}: {', '.join(reconstruction.cameras.names)}")
     else:
         writers = {"joints-json": export_joints_json, "ply": export_points_ply}
         writers[format](reconstruction, out)
@@ -287,6 +338,7 @@ def main(args: Sequence[str] | None = None) -> None:
     commands = {
         "bench": bench,
         "bench-body": bench_body,
+        "bench-cameras": bench_cameras,
         "demo": demo,
         "reconstruct": reconstruct,
         "example": example,

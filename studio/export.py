@@ -1,6 +1,7 @@
 """Exports of a reconstruction to files other tools read (``python -m studio export``).
 
-Single files: the 3D joints as JSON, the scene points as PLY. Per-person folders, one file per person
+Single files: the 3D joints as JSON, the scene points as PLY, the cameras as a Pose2Sim ``Calib.toml``
+(see :func:`export_calib_toml`). Per-person folders, one file per person
 with a fitted body model (``PersonTrack.shape_model`` ``anny`` or ``smplx``; persons with bare joints are
 left out and listed in the returned :class:`BodyExport`):
 
@@ -28,6 +29,7 @@ from jaxtyping import Float, Int, UInt8
 
 from core.body.config import EXPORT_TOPOLOGY, VIEWER_TOPOLOGY, BodyConfig
 from core.errors import InputError
+from core.io.calibration.pose2sim import pose2sim_toml
 from core.reconstruction import Reconstruction
 from core.staging import staging_path
 from core.types import Camera, PersonTrack
@@ -104,6 +106,20 @@ def export_points_ply(reconstruction: Reconstruction, path: Path) -> None:
 
     cloud = trimesh.PointCloud(reconstruction.points, colors=reconstruction.point_colors)
     write_atomically(path, cloud.export(file_type="ply"))
+
+
+def export_calib_toml(reconstruction: Reconstruction, path: Path) -> None:
+    """The cameras as a Pose2Sim ``Calib.toml`` (world metres, z up; world→camera), the file Pose2Sim's
+    triangulation reads and ``core.io.calibration.read_calibration`` reads back to the same cameras.
+
+    Raises:
+        InputError: ``path`` does not end in ``.toml`` (neither reader would find it), the reconstruction
+            has no camera, or two cameras share a name.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(".toml"):
+        raise InputError(f"{path}: Pose2Sim reads calibrations from *.toml files; use a name ending in .toml")
+    write_atomically(path, pose2sim_toml(reconstruction.cameras, path))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import math
 import textwrap
 import typing
 from collections.abc import Mapping
@@ -95,7 +96,7 @@ class Setting:
         return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
 
     @property
-    def kind(self) -> Literal["choice", "flag", "integer", "number", "path"]:
+    def kind(self) -> Literal["choice", "flag", "integer", "number", "optional number", "numbers", "path"]:
         hint = _owner(self.path)[2]
         if self.choices is not None:
             return "choice"
@@ -103,6 +104,10 @@ class Setting:
             return {bool: "flag", int: "integer", float: "number"}[hint]
         if hint is Path or Path in typing.get_args(hint):
             return "path"
+        if set(typing.get_args(hint)) == {float, type(None)}:
+            return "optional number"
+        if typing.get_origin(hint) is tuple and typing.get_args(hint) == (float, ...):
+            return "numbers"
         raise InputError(f"setting {self.path!r}: the page has no widget for {hint}")
 
     @property
@@ -116,8 +121,18 @@ class Setting:
         return value
 
     def parse(self, value: Any) -> Any:
-        """A widget's value as the field's type (a blank path: None)."""
+        """A widget's value as the field's type (a blank path or optional number: None; numbers: a
+        tuple from text such as ``1400, 1380``)."""
         kind = self.kind
+        if kind in ("optional number", "numbers"):
+            parts = value if isinstance(value, tuple | list) else [] if value is None else [value]
+            text = " ".join(str(part) for part in parts)
+            numbers = tuple(self._number(part) for part in text.replace(",", " ").split())
+            if kind == "numbers":
+                return numbers
+            if len(numbers) > 1:
+                raise InputError(f"{self.label}: {value!r} is not one number")
+            return numbers[0] if numbers else None
         if kind == "choice":
             if value not in self.choices:
                 raise InputError(f"{self.label}: {value!r} is not one of {', '.join(self.choices)}")
@@ -131,6 +146,15 @@ class Setting:
             return int(value)
         return bool(value) if kind == "flag" else float(value)
 
+    def _number(self, text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise InputError(f"{self.label}: {text!r} is not a number") from None
+        if not math.isfinite(number) or number <= 0:
+            raise InputError(f"{self.label}: {text!r} is not a positive number")
+        return number
+
 
 PAGE_SETTINGS = (
     Setting("association.position_weight", 0, 2, 0.05),
@@ -141,6 +165,10 @@ PAGE_SETTINGS = (
     Setting("scale.mode"),
     Setting("scale.fixed_factor", shown_when=("scale.mode", "fixed")),
     Setting("perception.detector.min_score", 0.3, 0.95, 0.05),
+    Setting("cameras.source"),
+    Setting("cameras.hints.fov_deg"),
+    Setting("cameras.hints.focal_px"),
+    Setting("cameras.hints.height_m"),
     Setting("body.model"),
     Setting("body.smplx.model_dir", shown_when=("body.model", "smplx")),
 )

@@ -74,8 +74,10 @@ def setting_widget(setting: Setting) -> gr.components.Component:
         return gr.Radio(list(setting.choices), value=default, **common)
     if kind == "flag":
         return gr.Checkbox(default, **common)
-    if kind == "path":
+    if kind in ("path", "optional number"):
         return gr.Textbox("" if default is None else str(default), **common)
+    if kind == "numbers":
+        return gr.Textbox(", ".join(f"{n:g}" for n in default), **common)
     if setting.step is not None:
         return gr.Slider(setting.minimum, setting.maximum, default, step=setting.step, **common)
     return gr.Number(default, precision=0 if kind == "integer" else None, **common)
@@ -133,7 +135,9 @@ class RunTab:
                 self.example = gr.Dropdown([*EXAMPLES, MY_CLIPS], value=default_example(), label="Input")
                 self.clips = gr.File(file_count="multiple", label="Clips, one per camera", elem_id="clips")
                 self.calibration = gr.File(
-                    label="Calibration (Qualisys, Pose2Sim, EasyMocap, COLMAP)", elem_id="calibration"
+                    label="Calibration, optional (Qualisys, Pose2Sim, EasyMocap, COLMAP); "
+                    "without one, the cameras come from the people",
+                    elem_id="calibration",
                 )
                 with gr.Accordion("Settings", open=False):
                     self.frames = gr.Textbox(

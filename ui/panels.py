@@ -40,6 +40,7 @@ def results_markdown(session: Session) -> str:
         lines.append(
             f"| {p['person_id']} | {p['frames']} | {p['first_frame']}–{p['last_frame']} | {error} | {views} |"
         )
+    lines += ["", *camera_markdown(summary["cameras"])]
     seconds = ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_seconds"].items())
     lines += ["", f"seconds per stage: {seconds} (total {summary['total_seconds']:.2f})"]
     truth = session.settings.get("ground_truth")
@@ -47,6 +48,24 @@ def results_markdown(session: Session) -> str:
         lines += ["", "**Ground truth**: " + ", ".join(f"{k} {v:.3g}" for k, v in truth.items())]
     lines += [f"- note: {html.escape(m)}" for m in summary["messages"]]
     return "\n".join(lines)
+
+
+def camera_markdown(cameras: dict) -> list[str]:
+    """The camera table (``studio.summary.camera_table``): where the cameras came from, and per camera its
+    focal length, reprojection error, keypoint inliers and verdict."""
+    lines = [
+        f"**Cameras from {html.escape(cameras['source'])}** (scale: {html.escape(cameras['scale_from'])})",
+        "",
+        "| camera | focal px | reprojection px | inliers | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for row in cameras["table"]:
+        cells = [row["focal_px"], row["reprojection_px"], row["inliers"]]
+        shown = ["n/a" if c is None else f"{c:g}" for c in cells]
+        lines.append(
+            f"| {html.escape(row['camera'])} | {' | '.join(shown)} | {html.escape(row['verdict'])} |"
+        )
+    return lines
 
 
 def _mean_error(summary: dict) -> str:

@@ -7,6 +7,10 @@ those persons whose pose changed only, and replaces their nodes. The camera frus
 thumbnails at the current frame, decoded around it into a bounded cache once a browser is connected
 (``studio.thumbnails``), so that the viewer's memory does not grow with the clip's length.
 
+Cameras estimated from the people (``calibration.source == "people"``) of a rig that also has a
+calibration file can be overlaid with the file's cameras (orange), carried into the estimated world by the
+Sim(3) of their centres (``core.cameras.alignment``).
+
 GUI: frame slider, play/pause and speed; layer toggles and point size; a view selector that moves the
 client's camera to a camera's viewpoint; the selected person (click a mesh, or pick it) with the pieces
 (view, tracklet, frame span) that feed it, and the edits: reassign a piece, split it at the current
@@ -23,6 +27,7 @@ import numpy as np
 import viser
 from scipy.spatial.transform import Rotation
 
+from core.cameras.alignment import carried_into
 from core.engine.editing import EditError, IdentityEdit, Merge, Reassign, Split, Swap
 from core.engine.refusion import take_frames
 from core.reconstruction import Reconstruction
@@ -157,6 +162,24 @@ class SessionViewer:
             )
             frustum.on_click(lambda event, v=v: self._go_to_view(event.client, v))
             self._frustums.append(frustum)
+        self._calibrated = []
+        reference = (
+            None if rec.reference_cameras is None else carried_into(rec.reference_cameras, rec.cameras)
+        )
+        for camera in reference.cameras if reference is not None else ():
+            wxyz, position, fov = _camera_pose(camera)
+            self._calibrated.append(
+                scene.add_camera_frustum(
+                    f"/calibrated/{camera.name}",
+                    fov=fov,
+                    aspect=camera.width / camera.height,
+                    scale=0.3,
+                    color=(230, 120, 20),
+                    wxyz=wxyz,
+                    position=position,
+                    visible=False,
+                )
+            )
         points = rec.points if len(rec.points) else np.zeros((0, 3))
         self._points = scene.add_point_cloud(
             "/points", points.astype(np.float32), rec.point_colors, point_size=0.02, point_shape="rounded"
@@ -267,6 +290,7 @@ class SessionViewer:
                     ("cameras", True),
                     ("images", True),
                     *((("compared run", True),) if self._compare is not None else ()),
+                    *((("calibrated cameras", False),) if self._calibrated else ()),
                 )
             }
             self._point_size = gui.add_slider(
@@ -308,6 +332,8 @@ class SessionViewer:
             frustum.visible = self._layers["cameras"].value
             if not self._layers["images"].value:
                 frustum.image = None
+        for frustum in self._calibrated:
+            frustum.visible = self._layers["calibrated cameras"].value
         self.show_frame(self._frame)
 
     def _on_view(self, event: viser.GuiEvent) -> None:

@@ -1,10 +1,10 @@
 """Sparse bundle adjustment of cameras (rotation, translation, focal length, optionally k1) and points,
 optionally with body segments whose length stays constant over time.
 
-``scipy.optimize.least_squares`` with a soft-L1 loss, so that a wrong keypoint costs linearly, and the
-Jacobian's sparsity pattern given: each residual depends on one camera and one point (a segment's on
-two points and one length), so the finite differences take a few dozen residual evaluations however
-many points there are.
+``scipy.optimize.least_squares`` with a soft-L1 loss, so that a wrong keypoint costs linearly, and an
+analytic sparse Jacobian: each residual depends on one camera and one point (a segment's on two points
+and one length). Rotations are rotation vectors, differentiated exactly through SO(3)'s right Jacobian;
+focal lengths and segment lengths are logarithms, so that they stay positive without bounds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float, Int
 from scipy.optimize import least_squares
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.spatial.transform import Rotation
 
 _POSE = 6  # rotation vector, translation
@@ -80,55 +80,29 @@ def adjust(
     focal length, 2 also k1 (held near 0 by a prior of ``k1_sigma``, as strong as all the camera's
     residuals together: a lens rarely bends much, and k1 otherwise trades with the focal length).
     """
-    V, P = len(cameras.focal), points.shape[0]
-    per_view = np.bincount(view, minlength=V)
-    free = np.setdiff1d(np.arange(V), fixed)
-    layout = _Layout(len(free), V, intrinsics, P)
-    L = 0 if segments is None else int(segments.length.max()) + 1
-
-    def unpack(x: np.ndarray) -> tuple[BundleCameras, np.ndarray, np.ndarray]:
-        block = x[: layout.posed].reshape(len(free), _POSE)
-        rotvec, t = cameras.rotvec.copy(), cameras.t.copy()
-        rotvec[free], t[free] = block[:, :3], block[:, 3:6]
-        intrinsic = x[layout.posed : layout.points].reshape(V, intrinsics)
-        focal = cameras.focal * np.exp(intrinsic[:, 0]) if intrinsics >= 1 else cameras.focal
-        k1 = intrinsic[:, 1] if intrinsics >= 2 else cameras.k1
-        X = x[layout.points : layout.lengths].reshape(P, 3)
-        return BundleCameras(rotvec, t, focal, k1, cameras.principal), X, x[layout.lengths :]
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        adjusted, X, lengths = unpack(x)
-        parts = [(project(adjusted, view, X[point]) - pixels).ravel()]
-        if intrinsics >= 2:
-            parts.append(scale_px * np.sqrt(per_view) * adjusted.k1 / k1_sigma)
-        if segments is not None:
-            span = np.linalg.norm(X[segments.first] - X[segments.second], axis=1)
-            parts.append(segments.weight * np.log(span / lengths[segments.length]))
-        return np.concatenate(parts)
-
+    if segments is not None and not segments.first.size:
+        segments = None  # no person with both ends of a bone among the points
+    problem = _Problem(cameras, view, point, pixels, fixed, intrinsics, k1_sigma, segments)
     start = [
-        np.concatenate([cameras.rotvec[free], cameras.t[free]], axis=1).ravel(),
-        np.stack([np.zeros(V), cameras.k1], axis=1)[:, :intrinsics].ravel(),
+        np.concatenate([cameras.rotvec[problem.free], cameras.t[problem.free]], axis=1).ravel(),
+        np.stack([np.zeros(len(cameras.focal)), cameras.k1], axis=1)[:, :intrinsics].ravel(),
         points.ravel(),
     ]
     if segments is not None:
         span = np.linalg.norm(points[segments.first] - points[segments.second], axis=1)
-        start.append(np.exp(_mean_by(np.log(span), segments.length, L)))
-    lower = np.full(sum(s.size for s in start), -np.inf)
-    lower[layout.lengths :] = 1e-9
+        start.append(_mean_by(np.log(span), segments.length, problem.lengths))
     result = least_squares(
-        residuals,
+        lambda x: problem.residuals(x, scale_px),
         np.concatenate(start),
-        jac_sparsity=_sparsity(view, point, free, layout, intrinsics >= 2, segments, L),
+        jac=lambda x: problem.jacobian(x, scale_px),
         loss="soft_l1",
         f_scale=scale_px,
         x_scale="jac",
         method="trf",
         tr_solver="lsmr",
         max_nfev=max_nfev,
-        bounds=(lower, np.inf),
     )
-    adjusted, X, _ = unpack(result.x)
+    adjusted, X, _ = problem.unpack(result.x)
     return adjusted, X, float(result.cost)
 
 
@@ -137,65 +111,154 @@ def _mean_by(values: np.ndarray, group: np.ndarray, count: int) -> np.ndarray:
     return total / np.maximum(np.bincount(group, minlength=count), 1)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where each kind of parameter starts in the parameter vector."""
-
-    free: int
-    views: int
-    intrinsics: int
-    count: int
-
-    @property
-    def posed(self) -> int:
-        return self.free * _POSE
-
-    @property
-    def points(self) -> int:
-        return self.posed + self.views * self.intrinsics
-
-    @property
-    def lengths(self) -> int:
-        return self.points + 3 * self.count
+def _cross_matrices(v: Float[np.ndarray, "N 3"]) -> Float[np.ndarray, "N 3 3"]:
+    """``[v]×``: the matrices with ``[v]× w = v × w``."""
+    zero = np.zeros(len(v))
+    x, y, z = v.T
+    return np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=1).reshape(-1, 3, 3)
 
 
-def _sparsity(view, point, free, layout: _Layout, priors: bool, segments: Segments | None, lengths: int):
-    """Which parameters each residual depends on: a reprojection on its camera's pose (if free) and
-    intrinsics and on its point; a k1 prior on its k1; a segment on its two points and its length."""
-    M, V, K = view.shape[0], layout.views, layout.intrinsics
-    slot = np.full(V, -1)
-    slot[free] = np.arange(len(free))
-    columns = np.concatenate(
-        [
-            np.where(slot[view, None] >= 0, slot[view, None] * _POSE + np.arange(_POSE), -1),
-            layout.posed + view[:, None] * K + np.arange(K),
-            layout.points + 3 * point[:, None] + np.arange(3),
-        ],
-        axis=1,
-    )  # (M, C): the parameters of observation m, for its x and its y residual
-    rows = [np.repeat(np.arange(2 * M).reshape(M, 2), columns.shape[1], axis=1)]
-    columns = [np.tile(columns, 2)]
-    row = 2 * M
-    if priors:
-        rows.append(row + np.arange(V)[:, None])
-        columns.append(layout.posed + np.arange(V)[:, None] * K + 1)
-        row += V
-    if segments is not None:
-        B = segments.first.size
-        rows.append(np.repeat(row + np.arange(B)[:, None], 7, axis=1))
-        columns.append(
-            np.concatenate(
-                [
-                    layout.points + 3 * segments.first[:, None] + np.arange(3),
-                    layout.points + 3 * segments.second[:, None] + np.arange(3),
-                    layout.lengths + segments.length[:, None],
-                ],
-                axis=1,
+def right_jacobians(rotvec: Float[np.ndarray, "N 3"]) -> Float[np.ndarray, "N 3 3"]:
+    """SO(3)'s right Jacobian at each rotation vector ω: ``R(ω + dω) ≈ R(ω) exp([J_r(ω) dω]×)``.
+
+    >>> bool(np.allclose(right_jacobians(np.zeros((1, 3))), np.eye(3)))
+    True
+    """
+    theta = np.linalg.norm(rotvec, axis=1)[:, None, None]
+    W = _cross_matrices(rotvec)
+    small = theta < 1e-6
+    safe = np.where(small, 1.0, theta)
+    a = np.where(small, 0.5, (1 - np.cos(safe)) / safe**2)
+    b = np.where(small, 1.0 / 6.0, (safe - np.sin(safe)) / safe**3)
+    return np.eye(3) - a * W + b * W @ W
+
+
+class _Problem:
+    """The residuals of one adjustment and their Jacobian, whose sparsity pattern is built once.
+
+    Parameters, in order: the free cameras' rotation vectors and translations, each camera's log-focal
+    change and k1 (as ``intrinsics`` asks), the points, and the segments' log-lengths.
+    """
+
+    def __init__(self, cameras, view, point, pixels, fixed, intrinsics, k1_sigma, segments) -> None:
+        self.cameras, self.view, self.point, self.pixels = cameras, view, point, pixels
+        self.intrinsics, self.k1_sigma, self.segments = intrinsics, k1_sigma, segments
+        V = len(cameras.focal)
+        self.free = np.setdiff1d(np.arange(V), fixed)
+        self.slot = np.full(V, -1)
+        self.slot[self.free] = np.arange(len(self.free))
+        self.per_view = np.bincount(view, minlength=V)
+        self.count = int(point.max(initial=-1)) + 1
+        self.lengths = 0 if segments is None else int(segments.length.max()) + 1
+        self.posed = len(self.free) * _POSE
+        self.at_points = self.posed + V * intrinsics
+        self.at_lengths = self.at_points + 3 * self.count
+        rows, columns = self._pattern()
+        keep = np.flatnonzero(columns >= 0)  # a fixed camera's pose is no parameter
+        numbered = coo_matrix((np.arange(1.0, keep.size + 1), (rows[keep], columns[keep])), shape=self.shape)
+        self._template = numbered.tocsr()
+        self._order = keep[self._template.data.astype(np.int64) - 1]
+
+    def unpack(self, x: np.ndarray) -> tuple[BundleCameras, np.ndarray, np.ndarray]:
+        c, V = self.cameras, len(self.cameras.focal)
+        block = x[: self.posed].reshape(len(self.free), _POSE)
+        rotvec, t = c.rotvec.copy(), c.t.copy()
+        rotvec[self.free], t[self.free] = block[:, :3], block[:, 3:6]
+        intrinsic = x[self.posed : self.at_points].reshape(V, self.intrinsics)
+        focal = c.focal * np.exp(intrinsic[:, 0]) if self.intrinsics >= 1 else c.focal
+        k1 = intrinsic[:, 1] if self.intrinsics >= 2 else c.k1
+        X = x[self.at_points : self.at_lengths].reshape(self.count, 3)
+        return BundleCameras(rotvec, t, focal, k1, c.principal), X, x[self.at_lengths :]
+
+    def _k1_weight(self, scale_px: float) -> np.ndarray:
+        return scale_px * np.sqrt(self.per_view) / self.k1_sigma
+
+    def residuals(self, x: np.ndarray, scale_px: float) -> np.ndarray:
+        adjusted, X, log_lengths = self.unpack(x)
+        parts = [(project(adjusted, self.view, X[self.point]) - self.pixels).ravel()]
+        if self.intrinsics >= 2:
+            parts.append(self._k1_weight(scale_px) * adjusted.k1)
+        if self.segments is not None:
+            s = self.segments
+            span = np.linalg.norm(X[s.first] - X[s.second], axis=1)
+            parts.append(s.weight * (np.log(span) - log_lengths[s.length]))
+        return np.concatenate(parts)
+
+    def _pattern(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the Jacobian's non-zeros, in the order :meth:`jacobian` fills them."""
+        M, K = self.view.size, self.intrinsics
+        slot = self.slot[self.view, None]
+        columns = np.concatenate(
+            [
+                np.where(slot >= 0, slot * _POSE + np.arange(_POSE), -1),
+                self.posed + self.view[:, None] * K + np.arange(K),
+                self.at_points + 3 * self.point[:, None] + np.arange(3),
+            ],
+            axis=1,
+        )  # (M, C): observation m's parameters, for its x and its y residual
+        rows = [np.repeat(np.arange(2 * M), columns.shape[1])]
+        columns = [np.repeat(columns, 2, axis=0).ravel()]
+        row = 2 * M
+        if K >= 2:
+            V = len(self.cameras.focal)
+            rows.append(row + np.arange(V))
+            columns.append(self.posed + np.arange(V) * K + 1)
+            row += V
+        if self.segments is not None:
+            s = self.segments
+            rows.append(np.repeat(row + np.arange(s.first.size), 7))
+            columns.append(
+                np.concatenate(
+                    [
+                        self.at_points + 3 * s.first[:, None] + np.arange(3),
+                        self.at_points + 3 * s.second[:, None] + np.arange(3),
+                        self.at_lengths + s.length[:, None],
+                    ],
+                    axis=1,
+                ).ravel()
             )
+            row += s.first.size
+        self.shape = (row, self.at_lengths + self.lengths)
+        return np.concatenate(rows), np.concatenate(columns)
+
+    def jacobian(self, x: np.ndarray, scale_px: float) -> csr_matrix:
+        adjusted, X, _ = self.unpack(x)
+        view, p = self.view, X[self.point]
+        R = adjusted.R[view]
+        rotated = np.einsum("mij,mj->mi", R, p)
+        c = rotated + adjusted.t[view]
+        xy = c[:, :2] / c[:, 2:3]
+        k1, f = adjusted.k1[view], adjusted.focal[view]
+        r2 = (xy**2).sum(1)
+        radial = 1.0 + k1 * r2
+        # d pixel / d normalised (2×2), then d normalised / d camera point (2×3)
+        d_xy = f[:, None, None] * (
+            radial[:, None, None] * np.eye(2) + 2 * k1[:, None, None] * xy[:, :, None] * xy[:, None, :]
         )
-        row += B
-    rows = np.concatenate([r.ravel() for r in rows])
-    columns = np.concatenate([c.ravel() for c in columns])
-    keep = columns >= 0
-    shape = (row, layout.lengths + lengths)
-    return coo_matrix((np.ones(keep.sum(), dtype=np.int8), (rows[keep], columns[keep])), shape=shape)
+        inverse_z = 1.0 / c[:, 2]
+        d_c = np.zeros((view.size, 2, 3))
+        d_c[:, 0, 0] = d_c[:, 1, 1] = inverse_z
+        d_c[:, :, 2] = -xy * inverse_z[:, None]
+        A = d_xy @ d_c  # d pixel / d camera point
+        blocks = [
+            A @ -_cross_matrices(rotated) @ R @ right_jacobians(adjusted.rotvec[view]),  # c = R p + t
+            A,
+        ]
+        if self.intrinsics >= 1:
+            blocks.append((f * radial)[:, None, None] * xy[:, :, None])  # log-focal
+        if self.intrinsics >= 2:
+            blocks.append((f * r2)[:, None, None] * xy[:, :, None])
+        blocks.append(A @ R)
+        per_observation = np.concatenate(blocks, axis=2)  # (M, 2, 6 + K + 3)
+        data = [per_observation.reshape(-1)]
+        if self.intrinsics >= 2:
+            data.append(self._k1_weight(scale_px))
+        if self.segments is not None:
+            s = self.segments
+            d = X[s.first] - X[s.second]
+            gradient = s.weight * d / (d**2).sum(1, keepdims=True)
+            data.append(
+                np.concatenate([gradient, -gradient, np.full((d.shape[0], 1), -s.weight)], axis=1).ravel()
+            )
+        self._template.data = np.concatenate(data)[self._order]
+        return self._template.copy()

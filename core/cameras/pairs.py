@@ -86,6 +86,8 @@ class ViewPair:
     observations2: Int[np.ndarray, " Q"]
     inliers: int
     """Midline keypoint matches of these pairs within the epipolar threshold."""
+    cost: Float[np.ndarray, " Q"] | None = None
+    """Each observation pair's median epipolar error (pixels), when known: the surest pairs first."""
 
 
 def _pair_points(
@@ -166,7 +168,9 @@ def match_view_pair(
             best = found
     if best is None:
         return None
-    return ViewPair(first, second, best.fundamental, best.observations1, best.observations2, best.inliers)
+    return ViewPair(
+        first, second, best.fundamental, best.observations1, best.observations2, best.inliers, best.cost
+    )
 
 
 def _same_frame_pairs(observations: Observations, first: int, second: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,11 +196,12 @@ def pair_under(
     valid: np.ndarray,
     threshold: float,
     min_ratio: float,
-) -> tuple[Int[np.ndarray, " Q"], Int[np.ndarray, " Q"]]:
-    """The observation pairs of views ``first`` and ``second`` that are one person under ``F``."""
+) -> tuple[Int[np.ndarray, " Q"], Int[np.ndarray, " Q"], Float[np.ndarray, " Q"]]:
+    """The observation pairs of views ``first`` and ``second`` that are one person under ``F``, and each
+    pair's median epipolar error."""
     rows1, rows2 = _same_frame_pairs(observations, first, second)
-    paired = _pair_frames(F, rows1, rows2, midline, valid, threshold, min_ratio)
-    return rows1[paired], rows2[paired]
+    paired, cost = _pair_frames(F, rows1, rows2, midline, valid, threshold, min_ratio)
+    return rows1[paired], rows2[paired], cost[paired]
 
 
 def _pair_frames(
@@ -207,9 +212,10 @@ def _pair_frames(
     valid: np.ndarray,
     threshold: float,
     min_ratio: float,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Which same-frame observation pairs are one person under ``F``: enough midline keypoints within
-    ``threshold``, and each observation's best partner being the other's (mutual best by median error)."""
+    ``threshold``, and each observation's best partner being the other's (mutual best by median error);
+    and each pair's median error."""
     x1, x2 = midline[rows1], midline[rows2]
     both = valid[rows1] & valid[rows2]
     error = sampson_errors(F, x1.reshape(-1, 2), x2.reshape(-1, 2)).reshape(both.shape)
@@ -218,7 +224,7 @@ def _pair_frames(
         median = np.nanmedian(np.where(both.any(1, keepdims=True), error, np.inf), axis=1)
         agree = (error < threshold).sum(1) >= min_ratio * both.sum(1)
     ok = agree & (both.sum(1) >= 4) & (median < threshold)
-    return ok & _mutual_best(rows1, rows2, np.where(ok, median, np.inf))
+    return ok & _mutual_best(rows1, rows2, np.where(ok, median, np.inf)), median
 
 
 def _mutual_best(rows1: np.ndarray, rows2: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -236,6 +242,7 @@ class _Grown:
     observations1: np.ndarray
     observations2: np.ndarray
     inliers: int
+    cost: np.ndarray
 
 
 def _grow(
@@ -252,7 +259,7 @@ def _grow(
     all the pairs (one person's matches alone fit it too closely to judge another's)."""
     found = None
     for _ in range(rounds):
-        paired = _pair_frames(F, rows1, rows2, midline, valid, threshold, min_ratio)
+        paired, cost = _pair_frames(F, rows1, rows2, midline, valid, threshold, min_ratio)
         if not paired.any():
             return found
         a, b = rows1[paired], rows2[paired]
@@ -261,5 +268,5 @@ def _grow(
         if estimate is None:
             return found
         F = estimate[0]
-        found = _Grown(F, a, b, int(estimate[1].sum()))
+        found = _Grown(F, a, b, int(estimate[1].sum()), cost[paired])
     return found

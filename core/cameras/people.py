@@ -54,6 +54,17 @@ _SAMPLE_FRAMES = 16
 
 
 @dataclass(frozen=True)
+class SelfCalibration:
+    """The cameras the people gave, and which observations they took for one person at one frame."""
+
+    rig: CameraRig
+    """The placed views' cameras (metric world, z up, floor at z = 0), in clip order."""
+    report: CalibrationReport
+    track: np.ndarray
+    """Each observation's cross-view group (one person at one frame; -1: in none)."""
+
+
+@dataclass(frozen=True)
 class _Fit:
     """What a bundle adjustment leaves: the cameras, and per view its inliers and median error (px)."""
 
@@ -70,7 +81,7 @@ def calibrate_from_people(
     sizes: Sequence[tuple[int, int]],
     names: Sequence[str],
     config: CameraConfig,
-) -> tuple[CameraRig, CalibrationReport]:
+) -> SelfCalibration:
     """Cameras (metric world, z up, floor at z = 0) from the people's keypoints; the views that could
     not be placed are left out of the rig and named, with the reason, in the report."""
     settings = config.people
@@ -88,7 +99,7 @@ def calibrate_from_people(
     }
     principal = np.array([(w / 2.0, h / 2.0) for w, h in sizes])
     if not pairs:
-        return _unplaced(names, reasons, "no two views share a person")
+        return _unplaced(names, reasons, "no two views share a person", len(observations))
     seed = max(pairs.values(), key=lambda p: p.inliers)
     candidates = [v for v in range(V) if v not in reasons]
     start = [
@@ -115,7 +126,7 @@ def calibrate_from_people(
         for v, name in enumerate(names)
     )
     report = CalibrationReport("people", estimates, scale_from, messages)
-    return CameraRig(tuple(world.cameras[v] for v in sorted(placed))), report
+    return SelfCalibration(CameraRig(tuple(world.cameras[v] for v in sorted(placed))), report, tracks.track)
 
 
 def _view_pairs(observations, tracklets, num_frames, longest, settings) -> dict[tuple[int, int], ViewPair]:
@@ -132,9 +143,10 @@ def _view_pairs(observations, tracklets, num_frames, longest, settings) -> dict[
     return pairs
 
 
-def _unplaced(names: Sequence[str], reasons: dict[int, str], why: str) -> tuple[CameraRig, CalibrationReport]:
+def _unplaced(names: Sequence[str], reasons: dict[int, str], why: str, count: int) -> SelfCalibration:
     estimates = tuple(CameraEstimate(name, False, reasons.get(v, why)) for v, name in enumerate(names))
-    return CameraRig(()), CalibrationReport("people", estimates, messages=(f"no camera placed: {why}",))
+    report = CalibrationReport("people", estimates, messages=(f"no camera placed: {why}",))
+    return SelfCalibration(CameraRig(()), report, np.full(count, -1))
 
 
 def _focal_candidates(sizes: Sequence[tuple[int, int]], hints: CameraHints) -> list[np.ndarray]:
@@ -170,7 +182,8 @@ def _trial(cameras, seed, candidates, sample: _Sample, pairs, keypoints: Keypoin
     remap[sample.index] = np.arange(sample.index.size)
     a, b = remap[seed.observations1], remap[seed.observations2]
     kept = (a >= 0) & (b >= 0)
-    small = replace(seed, observations1=a[kept], observations2=b[kept])
+    cost = None if seed.cost is None else seed.cost[kept]
+    small = replace(seed, observations1=a[kept], observations2=b[kept], cost=cost)
     local = Keypoints(keypoints.points[sample.index], keypoints.valid[sample.index], keypoints.threshold)
     placement = place_views(cameras, small, candidates, sample.observations, local)
     fit, _ = _refine(
@@ -313,7 +326,7 @@ def _repaired(cameras, placed, observations, keypoints: Keypoints, settings) -> 
             if i < j:
                 F = _fundamental(cameras, i, j)
                 threshold = max(keypoints.threshold[i], keypoints.threshold[j])
-                a, b = pair_under(
+                a, b, cost = pair_under(
                     F,
                     i,
                     j,
@@ -323,5 +336,5 @@ def _repaired(cameras, placed, observations, keypoints: Keypoints, settings) -> 
                     threshold,
                     settings.min_inlier_ratio,
                 )
-                pairs.append(ViewPair(i, j, F, a, b, int(a.size)))
+                pairs.append(ViewPair(i, j, F, a, b, int(a.size), cost))
     return Tracks.from_pairs(observations, pairs, len(cameras.focal))

@@ -27,17 +27,19 @@ class Tracks:
 
     @staticmethod
     def from_pairs(observations: Observations, pairs: Sequence[ViewPair], views: int) -> Tracks:
-        """Observations linked by the view pairs' matches, grouped; a group holding two observations
-        of one view (two people confused somewhere) is dropped."""
+        """Observations linked by the view pairs' matches, the surest first (lowest cost), each link
+        kept only if the group it makes has no two observations of one view: a wrong match (two people
+        on one epipolar line) then joins nobody instead of merging two people's groups."""
         N = len(observations)
-        first = np.concatenate([p.observations1 for p in pairs] or [np.zeros(0, dtype=np.int64)])
-        second = np.concatenate([p.observations2 for p in pairs] or [np.zeros(0, dtype=np.int64)])
-        graph = coo_matrix((np.ones(first.size), (first, second)), shape=(N, N))
-        _, label = connected_components(graph, directed=False)
+        empty = np.zeros(0, dtype=np.int64)
+        first = np.concatenate([p.observations1 for p in pairs] or [empty])
+        second = np.concatenate([p.observations2 for p in pairs] or [empty])
+        cost = np.concatenate(
+            [np.zeros(p.observations1.size) if p.cost is None else p.cost for p in pairs] or [np.zeros(0)]
+        )
+        label = _conflict_free_groups(N, observations.view, first, second, np.argsort(cost, kind="stable"))
         size = np.bincount(label, minlength=N)
-        per_view = np.zeros((N, views), dtype=np.int64)
-        np.add.at(per_view, (label, observations.view), 1)
-        good = (size[label] >= 2) & (per_view[label].max(axis=1) == 1)
+        good = size[label] >= 2
         _, track = np.unique(label[good], return_inverse=True)
         grouped = np.full(N, -1, dtype=np.int64)
         grouped[good] = track
@@ -108,3 +110,27 @@ def rig_of(cameras: BundleCameras, sizes: Sequence[tuple[int, int]], names: Sequ
             for v, name in enumerate(names)
         )
     )
+
+
+def _conflict_free_groups(
+    count: int, view: Int[np.ndarray, " N"], first: np.ndarray, second: np.ndarray, order: np.ndarray
+) -> Int[np.ndarray, " N"]:
+    """Union–find over the links in ``order``, refusing a link whose two groups share a view; each
+    observation's group (its root)."""
+    parent = np.arange(count)
+    views = {int(n): 1 << int(view[n]) for n in np.unique(np.r_[first, second])}
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b in zip(first[order].tolist(), second[order].tolist(), strict=True):
+        ra, rb = root(a), root(b)
+        if ra != rb and not views[ra] & views[rb]:
+            parent[rb] = ra
+            views[ra] |= views[rb]
+    while not np.array_equal(parent, parent[parent]):
+        parent = parent[parent]
+    return parent

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.body.tracks import fit_persons, load_body_model
-from core.cameras.people import calibrate_from_people
+from core.cameras.people import SelfCalibration, calibrate_from_people
 from core.cameras.report import CalibrationReport
 from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
@@ -42,7 +42,7 @@ from core.reconstruction import Reconstruction
 from core.scene.ground import WORLD_UP, TextureFrame, fit_ground, sample_ground
 from core.scene.people_masks import people_masks
 from core.scene.pi3x_scene import FrameGeometry, SceneEstimate, estimate_scene, frame_geometry, load_pi3x
-from core.types import CameraRig
+from core.types import CameraRig, Observations
 
 StageProgress = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done)."""
@@ -160,16 +160,25 @@ def reconstruct_from_videos(
     )
 
 
+def self_calibrate(
+    observations: Observations,
+    sizes: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    num_frames: int,
+    config: ReconstructionConfig,
+) -> SelfCalibration:
+    """The cameras from the people detected in stand-in cameras, tracked per view first as a run does."""
+    tracklets = track(observations, len(sizes), fit_to_clip(config, num_frames)[0].tracking)
+    return calibrate_from_people(observations, tracklets, num_frames, sizes, names, config.cameras)
+
+
 def _self_calibrate(
     perception: PerceptionResult, clips: Sequence[ClipInfo], num_frames: int, config: ReconstructionConfig
 ) -> tuple[CameraRig, CalibrationReport, np.ndarray]:
-    """The cameras from the people detected in the stand-in rig; the views placed (clip indices)."""
-    observations = perception.observations
-    tracklets = track(observations, len(clips), fit_to_clip(config, num_frames)[0].tracking)
+    """The cameras from the people; the views placed (clip indices); an error if none is."""
     sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
-    rig, calibration = calibrate_from_people(
-        observations, tracklets, num_frames, sizes, names, config.cameras
-    )
+    found = self_calibrate(perception.observations, sizes, names, num_frames, config)
+    rig, calibration = found.rig, found.report
     if not len(rig):
         why = "; ".join(f"{c.name}: {c.reason}" for c in calibration.cameras)
         raise InputError(f"the cameras could not be found from the people ({why})")

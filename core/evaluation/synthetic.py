@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Float, Int
 from scipy.spatial.transform import Rotation
 
+from core.engine.handedness import mirror_permutation
 from core.geometry import project_points
 from core.skeleton import (
     HEAD,
@@ -79,6 +80,9 @@ class SyntheticConfig:
     """Expected number of false detections per view and frame."""
     occlusion: bool = True
     """Drop a person hidden behind a nearer one in a view."""
+    mirrored_rate: float = 0.0
+    """Fraction of the detections of a person seen from behind whose left and right keypoint labels are
+    swapped, as 2D detectors do."""
     embedding_dim: int = 16
     embedding_noise: float = 0.15
     """Standard deviation of embedding noise per component (identity embeddings have unit norm)."""
@@ -254,6 +258,8 @@ def _observe(config, rng, cameras: CameraRig, global_orient, body_pose, shape, j
     n = v_idx.shape[0]
     noise = config.keypoint_noise_px
     keypoints = pixels[v_idx, p_idx, t_idx] + rng.normal(0, noise, (n, 22, 2))
+    mirrored = _seen_from_behind(joints[p_idx, t_idx], R[v_idx]) & (rng.random(n) < config.mirrored_rate)
+    keypoints[mirrored] = keypoints[mirrored][:, mirror_permutation(JOINT_NAMES)]
     pelvis_cam = cam_points[v_idx, p_idx, t_idx, PELVIS]
     depth_bias = rng.normal(0, config.depth_bias, (V, P))[v_idx, p_idx]
     depth_error = depth_bias + rng.normal(0, config.depth_noise, n)
@@ -305,6 +311,14 @@ def _observe(config, rng, cameras: CameraRig, global_orient, body_pose, shape, j
         **columns,
     )
     return observations, identity
+
+
+def _seen_from_behind(joints: Float[np.ndarray, "N 22 3"], R: Float[np.ndarray, "N 3 3"]) -> np.ndarray:
+    """Whether each person faces away from its camera: their forward direction (left hip → right hip
+    turned about the world's up) points away from it, along the camera's viewing direction."""
+    left = joints[:, JOINT_NAMES.index("left_hip")] - joints[:, JOINT_NAMES.index("right_hip")]
+    forward = np.cross(left, [0.0, 0.0, 1.0])
+    return np.einsum("ni,ni->n", forward, R[:, 2]) > 0
 
 
 def _false_positives(config, rng, cameras: CameraRig) -> dict[str, np.ndarray]:

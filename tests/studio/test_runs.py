@@ -25,6 +25,10 @@ def other_value(setting: Setting):
         return f"/models/{setting.path}"
     if setting.kind == "flag":
         return not default
+    if setting.kind == "optional number":
+        return "42.5"
+    if setting.kind == "numbers":
+        return "1400, 1380.5"
     if setting.minimum is not None:
         return float(setting.maximum if default != setting.maximum else setting.minimum)
     return default + 1.5

@@ -8,10 +8,12 @@ import time
 import cv2
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from core.body.model import BodyOutput
 from core.engine.editing import Merge, Reassign
 from core.engine.pipeline import reconstruct_from_observations
+from core.types import CameraRig
 from studio.session import SessionStore
 from tests.core.body.test_fitting import ToySkeleton
 from tests.core.engine.scenes import exact_scene
@@ -123,3 +125,29 @@ def test_after_an_edit_only_the_frames_whose_pose_changed_are_posed_again(run):
     vertices = _posed(body, edited, before)
     assert body.posed == 2
     np.testing.assert_array_equal(vertices, _posed(body, edited, None))
+
+
+def test_a_calibration_files_cameras_overlay_the_estimated_ones_when_toggled(run, tmp_path):
+    """The file's cameras in their own world (scaled, turned, shifted) land on the run's cameras."""
+    turn = Rotation.from_rotvec([0.0, 0.0, 1.1]).as_matrix()
+    elsewhere = CameraRig(
+        tuple(
+            dataclasses.replace(c, R=c.R @ turn.T, t=2.0 * c.t - c.R @ turn.T @ [1.0, 2.0, 0.0])
+            for c in run.cameras.cameras
+        )
+    )
+    with_file = dataclasses.replace(run, reference_cameras=elsewhere)
+    viewer = SessionViewer(SessionStore(tmp_path).create("calibrated", with_file), port=free_port())
+    try:
+        assert not any(f.visible for f in viewer._calibrated)
+        viewer._layers["calibrated cameras"].value = True
+        assert all(f.visible for f in viewer._calibrated)
+        for overlay, camera in zip(viewer._calibrated, viewer._frustums, strict=True):
+            np.testing.assert_allclose(overlay.position, camera.position, atol=1e-9)
+            np.testing.assert_allclose(np.abs(overlay.wxyz @ camera.wxyz), 1.0, atol=1e-9)
+    finally:
+        viewer.stop()
+
+
+def test_without_a_calibration_file_there_is_no_overlay_toggle(viewer):
+    assert viewer._calibrated == [] and "calibrated cameras" not in viewer._layers

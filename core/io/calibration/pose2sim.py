@@ -5,6 +5,10 @@ One table per camera with ``name``, ``size`` ``[w, h]``, ``matrix`` (3×3, pixel
 vector) and ``translation`` (metres), both world→camera, and ``fisheye``. Tables without any camera key
 (Pose2Sim's ``[metadata]``, ``[capture_volume]``, ``[charuco]``…) are ignored. Floats are written with
 ``repr`` (shortest round-tripping form), so a written rig reads back exactly up to the Rodrigues round trip.
+
+Written files end, as Pose2Sim's own do, with ``[metadata]`` (``adjusted = false``, ``error = 0.0``):
+Pose2Sim treats every other top-level table as a camera, and numbers the cameras by table position, so
+the metadata table comes last and no camera may be named ``metadata``.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from core.io.calibration.cameras import checked_rig
 from core.io.calibration.errors import CalibrationError, read_text
 from core.types import CameraRig
 
-__all__ = ["read_pose2sim", "write_pose2sim"]
+__all__ = ["pose2sim_toml", "read_pose2sim", "write_pose2sim"]
 
 _CAMERA_KEYS = ("matrix", "distortions", "rotation", "translation", "size")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_METADATA = "[metadata]\nadjusted = false\nerror = 0.0\n"
+"""Pose2Sim's closing table: the calibration was not bundle-adjusted by Pose2Sim, no residual known."""
 
 
 def read_pose2sim(path: Path) -> CameraRig:
@@ -59,9 +65,23 @@ def read_pose2sim(path: Path) -> CameraRig:
 
 
 def write_pose2sim(rig: CameraRig, path: Path) -> None:
-    """Write ``rig`` as a Pose2Sim ``Calib.toml`` (UTF-8); camera names must be unique (they name tables)."""
+    """Write ``rig`` as a Pose2Sim ``Calib.toml`` (UTF-8, :func:`pose2sim_toml`)."""
+    Path(path).write_text(pose2sim_toml(rig, path), encoding="utf-8")
+
+
+def pose2sim_toml(rig: CameraRig, path: Path) -> str:
+    """The text of ``rig`` as a Pose2Sim ``Calib.toml``, for a caller that writes it its own way.
+
+    Raises:
+        CalibrationError: the rig holds no camera, two cameras share a name (names head tables), or one is
+            named ``metadata``; the message starts with ``path``.
+    """
+    if not len(rig):
+        raise CalibrationError(f"{path}: no camera to write (the rig is empty)")
     if len(set(rig.names)) != len(rig):
         raise CalibrationError(f"{path}: camera names must be unique to be written, got {list(rig.names)}")
+    if "metadata" in rig.names:
+        raise CalibrationError(f"{path}: a camera cannot be named 'metadata' (Pose2Sim reserves the table)")
     rotvecs = Rotation.from_matrix(rig.R).as_rotvec()
     blocks = []
     for camera, rotvec in zip(rig.cameras, rotvecs, strict=True):
@@ -76,7 +96,7 @@ def write_pose2sim(rig: CameraRig, path: Path) -> None:
             f"translation = {_floats(camera.t)}\n"
             "fisheye = false\n"
         )
-    path.write_text("\n".join(blocks), encoding="utf-8")
+    return "\n".join([*blocks, _METADATA])
 
 
 def _array(where: str, table: dict[str, Any], key: str, *shapes: tuple[int, ...]) -> np.ndarray:

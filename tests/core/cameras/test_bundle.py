@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from core.cameras.bundle import BundleCameras, adjust, project
+from core.cameras.bundle import BundleCameras, Segments, _Problem, adjust, project, right_jacobians
 
 
 def _scene(rng):
@@ -69,3 +69,42 @@ def test_fixed_intrinsics_stay_as_given():
     cameras, _, _ = adjust(truth, points, view, point, pixels, 2.0, np.array([0]), 0, 20)
     np.testing.assert_array_equal(cameras.focal, truth.focal)
     np.testing.assert_array_equal(cameras.k1, truth.k1)
+
+
+def test_the_analytic_jacobian_is_the_residuals_derivative():
+    """Central differences of every parameter, with k1, a fixed camera and body segments."""
+    rng = np.random.default_rng(2)
+    cameras, points, view, point, pixels = _scene(rng)
+    keep = rng.choice(view.size, 40, replace=False)
+    used, point = np.unique(point[keep], return_inverse=True)
+    view, pixels, points = view[keep], pixels[keep] + rng.normal(0, 1, (40, 2)), points[used]
+    segments = Segments(np.array([0, 1, 2]), np.array([3, 4, 5]), np.array([0, 0, 1]), 50.0)
+    problem = _Problem(cameras, view, point, pixels, np.array([1]), 2, 0.05, segments)
+    x = np.concatenate(
+        [
+            np.concatenate([cameras.rotvec, cameras.t], axis=1)[problem.free].ravel(),
+            np.stack([rng.normal(0, 0.01, 4), cameras.k1], axis=1).ravel(),
+            points.ravel(),
+            [0.1, -0.2],
+        ]
+    )
+    analytic = problem.jacobian(x, 2.0).toarray()
+    step = 1e-6
+    numeric = np.stack(
+        [
+            (problem.residuals(x + step * e, 2.0) - problem.residuals(x - step * e, 2.0)) / (2 * step)
+            for e in np.eye(x.size)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(analytic, numeric, atol=1e-4 * np.abs(numeric).max())
+
+
+def test_right_jacobians_match_the_rotation_vectors_derivative():
+    rotvec = np.array([[0.3, -1.1, 2.2], [1e-8, 0.0, 0.0]])
+    analytic = right_jacobians(rotvec)
+    for omega, J in zip(rotvec, analytic, strict=True):
+        R = Rotation.from_rotvec(omega)
+        for k, e in enumerate(np.eye(3) * 1e-7):
+            change = (R.inv() * Rotation.from_rotvec(omega + e)).as_rotvec() / 1e-7
+            np.testing.assert_allclose(change, J[:, k], atol=1e-5)
