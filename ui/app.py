@@ -68,7 +68,12 @@ class RunRegistry:
 def setting_widget(setting: Setting) -> gr.components.Component:
     """The widget of a config field: its label, its docstring as help, its default as value."""
     shown = setting.shown_when is None or Setting(setting.shown_when[0]).default == setting.shown_when[1]
-    common: dict[str, Any] = {"label": setting.label, "info": setting.help, "visible": shown}
+    common: dict[str, Any] = {
+        "label": setting.label,
+        "info": setting.help,
+        "visible": shown,
+        "elem_id": "setting-" + setting.path.replace(".", "-").replace("_", "-"),
+    }
     kind, default = setting.kind, setting.default
     if kind == "choice":
         return gr.Radio(list(setting.choices), value=default, **common)

@@ -84,9 +84,10 @@ def test_the_synthetic_example_end_to_end_then_an_identity_correction_in_the_vie
     page.locator("button.label-wrap", has_text="Settings").first.click()
     fixed_factor = page.get_by_label("Scale: fixed factor")
     assert not fixed_factor.is_visible()  # a mode's setting shows while that mode is chosen
-    page.get_by_label("fixed", exact=True).check()
+    scale_mode = page.locator("#setting-scale-mode")  # other settings offer "auto" too
+    scale_mode.get_by_label("fixed", exact=True).check()
     fixed_factor.wait_for(state="visible", timeout=WAIT_MS)
-    page.get_by_label("auto", exact=True).check()
+    scale_mode.get_by_label("auto", exact=True).check()
     fixed_factor.wait_for(state="hidden", timeout=WAIT_MS)
     gate = page.get_by_label("number input for Association: gate")
     gate.fill("1.25")
