@@ -12,6 +12,8 @@ import pytest
 from core.body.anny_backend import AnnyBody
 from core.body.config import FitConfig
 from core.engine.video_pipeline import reconstruct_from_videos
+from core.evaluation.camera_errors import camera_errors
+from core.io.calibration import match_clips, read_calibration
 from core.io.video import FrameRange
 from core.reconstruction import Reconstruction
 from studio.assets import examples_directory
@@ -89,6 +91,31 @@ def test_a_clip_shorter_than_a_tracklet_still_gives_the_two_people(tmp_path):
         assert np.nanmean(person.residuals_px) < 10.0
         assert person.shape_model == "anny" and np.isfinite(person.body_pose).all()
     assert any("the clip has 3 frames" in m for m in reconstruction.diagnostics.messages)
+
+
+def test_clips_without_a_calibration_get_their_cameras_from_the_people(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["reconstruct", "--videos", *map(str, clips(MULTI)), "--out", str(out), "--frames", "0:40"])
+    reconstruction = Reconstruction.load(out)
+    assert len(reconstruction.persons) == 2
+    for person in reconstruction.persons:
+        assert np.nanmean(person.residuals_px) < 10.0
+    assert reconstruction.calibration.source == "people"
+    assert not reconstruction.calibration.messages  # nothing doubtful about these clips
+    truth = match_clips(read_calibration(calibration(MULTI)), *_sizes_and_names(reconstruction))
+    errors = camera_errors(truth, reconstruction.cameras)
+    assert np.median(errors.rotation_deg) < 5.0 and errors.up_deg < 3.0  # measured 3.1° and 1.2°
+    assert np.abs(errors.focal_percent).max() < 10.0  # measured 6 %
+    capsys.readouterr()
+    main(["summary", str(out), "--json"])
+    table = json.loads(capsys.readouterr().out)["cameras"]["table"]
+    assert [row["verdict"] for row in table] == ["placed"] * 4
+    assert all(row["inliers"] > 500 and row["reprojection_px"] < 8.0 for row in table)
+
+
+def _sizes_and_names(reconstruction):
+    cameras = reconstruction.cameras.cameras
+    return [(c.width, c.height) for c in cameras], [c.name for c in cameras], calibration(MULTI)
 
 
 @pytest.mark.slow

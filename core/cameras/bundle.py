@@ -153,6 +153,10 @@ class _Problem:
         self.posed = len(self.free) * _POSE
         self.at_points = self.posed + V * intrinsics
         self.at_lengths = self.at_points + 3 * self.count
+        distance = np.linalg.norm(cameras.t[self.free], axis=1)
+        self.gauge = int(self.free[np.argmax(distance)]) if distance.size and distance.max() > 0 else None
+        """The free camera whose distance from the origin is held: the scale's gauge (a free scale
+        leaves the normal equations singular and the solver crawling)."""
         rows, columns = self._pattern()
         keep = np.flatnonzero(columns >= 0)  # a fixed camera's pose is no parameter
         numbered = coo_matrix((np.arange(1.0, keep.size + 1), (rows[keep], columns[keep])), shape=self.shape)
@@ -173,11 +177,17 @@ class _Problem:
     def _k1_weight(self, scale_px: float) -> np.ndarray:
         return scale_px * np.sqrt(self.per_view) / self.k1_sigma
 
+    def _gauge_weight(self, scale_px: float) -> float:
+        return scale_px * np.sqrt(self.view.size)
+
     def residuals(self, x: np.ndarray, scale_px: float) -> np.ndarray:
         adjusted, X, log_lengths = self.unpack(x)
         parts = [(project(adjusted, self.view, X[self.point]) - self.pixels).ravel()]
         if self.intrinsics >= 2:
             parts.append(self._k1_weight(scale_px) * adjusted.k1)
+        if self.gauge is not None:
+            held = np.log(np.linalg.norm(adjusted.t[self.gauge]) / np.linalg.norm(self.cameras.t[self.gauge]))
+            parts.append([self._gauge_weight(scale_px) * held])
         if self.segments is not None:
             s = self.segments
             span = np.linalg.norm(X[s.first] - X[s.second], axis=1)
@@ -204,6 +214,10 @@ class _Problem:
             rows.append(row + np.arange(V))
             columns.append(self.posed + np.arange(V) * K + 1)
             row += V
+        if self.gauge is not None:
+            rows.append(np.full(3, row))
+            columns.append(self.slot[self.gauge] * _POSE + 3 + np.arange(3))
+            row += 1
         if self.segments is not None:
             s = self.segments
             rows.append(np.repeat(row + np.arange(s.first.size), 7))
@@ -253,6 +267,9 @@ class _Problem:
         data = [per_observation.reshape(-1)]
         if self.intrinsics >= 2:
             data.append(self._k1_weight(scale_px))
+        if self.gauge is not None:
+            t = adjusted.t[self.gauge]
+            data.append(self._gauge_weight(scale_px) * t / (t @ t))
         if self.segments is not None:
             s = self.segments
             d = X[s.first] - X[s.second]

@@ -86,6 +86,15 @@ def calibrate_from_people(
     not be placed are left out of the rig and named, with the reason, in the report."""
     settings = config.people
     V = len(sizes)
+    if V < 2:
+        why = "one view: the cameras are found from two or more views of the people"
+        return _unplaced(names, {}, why, len(observations))
+    if num_frames < settings.min_shared_frames:
+        why = (
+            f"the clips have {num_frames} frames; matching people across views needs at least "
+            f"{settings.min_shared_frames}"
+        )
+        return _unplaced(names, {}, why, len(observations))
     longest = np.array([max(size) for size in sizes], dtype=float)
     midline, confidence = midline_keypoints(
         observations.keypoints2d, observations.keypoint_confidence, observations.keypoint_names
@@ -94,13 +103,18 @@ def calibrate_from_people(
         midline, confidence >= settings.min_keypoint_confidence, settings.epipolar_threshold * longest
     )
     pairs = _view_pairs(observations, tracklets, num_frames, longest, settings)
+    seen = np.bincount(observations.view, minlength=V) > 0
     reasons = {
-        v: "it shares no person with the other views" for v in range(V) if not any(v in k for k in pairs)
+        v: "it shares no person with the other views (or its clip is not synchronised with theirs)"
+        if seen[v]
+        else "nobody is detected in it"
+        for v in range(V)
+        if not any(v in k for k in pairs)
     }
     principal = np.array([(w / 2.0, h / 2.0) for w, h in sizes])
     if not pairs:
         return _unplaced(names, reasons, "no two views share a person", len(observations))
-    seed = max(pairs.values(), key=lambda p: p.inliers)
+    seeds = sorted(pairs.values(), key=lambda p: -p.inliers)
     candidates = [v for v in range(V) if v not in reasons]
     start = [
         BundleCameras(np.zeros((V, 3)), np.zeros((V, 3)), focal, np.zeros(V), principal)
@@ -108,9 +122,11 @@ def calibrate_from_people(
     ]
     if len(start) > 1:
         sample = _sample(observations, tracklets, num_frames)
-        scored = [_trial(cameras, seed, candidates, sample, pairs, keypoints, settings) for cameras in start]
+        scored = [_trial(cameras, seeds, candidates, sample, keypoints, settings) for cameras in start]
         start = [start[int(np.argmin(scored))]]
-    placement = place_views(start[0], seed, candidates, observations, keypoints)
+    placement = place_views(
+        start[0], seeds, candidates, observations, keypoints, settings.max_landmark_rotation_deg
+    )
     placement.reasons.update(reasons)
     fit, tracks = _refine(placement, observations, tracklets, keypoints, settings)
     placed = placement.placed
@@ -125,8 +141,51 @@ def calibrate_from_people(
         else CameraEstimate(name, False, placement.reasons.get(v, "not placed"))
         for v, name in enumerate(names)
     )
-    report = CalibrationReport("people", estimates, scale_from, messages)
+    still = _barely_moving(observations, tracklets.observation_tracklet)
+    doubts = (*placement.messages, *_doubts(fit, placed, names, still, settings))
+    report = CalibrationReport("people", estimates, scale_from, (*doubts, *messages))
     return SelfCalibration(CameraRig(tuple(world.cameras[v] for v in sorted(placed))), report, tracks.track)
+
+
+_STILL = 0.05
+"""People whose keypoints move less than this many body heights (RMS) over the clip barely move (the
+demo's people exercising in place: 0.13 over 40 frames; standing still with 1 px noise: 0.007)."""
+
+
+def _doubts(fit: _Fit, placed: set[int], names, still: bool, settings) -> list[str]:
+    """What makes the estimate poor although it was found: views whose keypoints miss (unsynchronised
+    clips), and people who barely move (near-degenerate geometry)."""
+    doubts = [
+        f"{names[v]}: its keypoints miss the adjusted cameras by {fit.error[v]:.0f} px (median): is its "
+        "clip synchronised with the others?"
+        for v in sorted(placed)
+        if fit.error[v] > 3 * settings.reprojection_scale_px
+    ]
+    if still:
+        doubts.append(
+            "the people barely move, which leaves the cameras poorly determined: a clip where they walk "
+            "about calibrates better"
+        )
+    return doubts
+
+
+def _barely_moving(observations: Observations, tracklet: np.ndarray) -> bool:
+    """Whether no tracklet's keypoints move over ``_STILL`` of a body height (RMS over its clip):
+    people standing still give the views little to agree on, whereas walking or swinging limbs do."""
+    keypoints = observations.keypoints2d
+    kept = tracklet >= 0
+    if not kept.any():
+        return False
+    _, group = np.unique(tracklet[kept], return_inverse=True)
+    count = np.bincount(group)
+    points = keypoints[kept].reshape(kept.sum(), -1)
+    mean = np.stack([np.bincount(group, weights=column) for column in points.T], axis=1) / count[:, None]
+    variance = np.bincount(group, weights=((points - mean[group]) ** 2).mean(axis=1) * 2) / count
+    height = keypoints[kept, :, 1].max(axis=1) - keypoints[kept, :, 1].min(axis=1)
+    body = np.bincount(group, weights=height) / count
+    long_enough = count >= 10
+    spread = np.sqrt(variance[long_enough]) / np.maximum(body[long_enough], 1.0)
+    return bool(spread.size) and float(spread.max()) < _STILL
 
 
 def _view_pairs(observations, tracklets, num_frames, longest, settings) -> dict[tuple[int, int], ViewPair]:
@@ -165,32 +224,45 @@ class _Sample:
     tracklets: Tracklets
     index: np.ndarray
     """Each sampled observation's row in the full observations."""
+    row: np.ndarray
+    """Each observation's row in the sample (-1: not in it)."""
 
 
 def _sample(observations: Observations, tracklets: Tracklets, num_frames: int) -> _Sample:
     frames = np.unique(np.linspace(0, num_frames - 1, _SAMPLE_FRAMES).round().astype(int))
     index = np.flatnonzero(np.isin(observations.frame, frames))
     sampled = replace(tracklets, observation_tracklet=tracklets.observation_tracklet[index])
-    return _Sample(observations.take(index), sampled, index)
+    row = np.full(len(observations), -1)
+    row[index] = np.arange(index.size)
+    return _Sample(observations.take(index), sampled, index, row)
 
 
-def _trial(cameras, seed, candidates, sample: _Sample, pairs, keypoints: Keypoints, settings) -> float:
+def _trial(cameras, seeds, candidates, sample: _Sample, keypoints: Keypoints, settings) -> float:
     """How well the people's keypoints agree with cameras started from ``cameras``' focal lengths, on a
     sample of frames: the mean squared robust residual after placing and adjusting (focal lengths
     free); a view left unplaced costs as much as its keypoints missing by the inlier threshold."""
-    remap = np.full(len(keypoints.valid), -1)
-    remap[sample.index] = np.arange(sample.index.size)
-    a, b = remap[seed.observations1], remap[seed.observations2]
-    kept = (a >= 0) & (b >= 0)
-    cost = None if seed.cost is None else seed.cost[kept]
-    small = replace(seed, observations1=a[kept], observations2=b[kept], cost=cost)
     local = Keypoints(keypoints.points[sample.index], keypoints.valid[sample.index], keypoints.threshold)
-    placement = place_views(cameras, small, candidates, sample.observations, local)
+    placement = place_views(
+        cameras,
+        [_sampled(seed, sample) for seed in seeds],
+        candidates,
+        sample.observations,
+        local,
+        settings.max_landmark_rotation_deg,
+    )
     fit, _ = _refine(
         placement, sample.observations, sample.tracklets, local, replace(settings, frame_stride=1)
     )
     unplaced = len(candidates) - len(placement.placed)
     return fit.cost + unplaced * float(np.max(keypoints.threshold)) ** 2
+
+
+def _sampled(pair: ViewPair, sample: _Sample) -> ViewPair:
+    """A view pair's matches within the sample, in the sample's rows."""
+    a, b = sample.row[pair.observations1], sample.row[pair.observations2]
+    kept = (a >= 0) & (b >= 0)
+    cost = None if pair.cost is None else pair.cost[kept]
+    return replace(pair, observations1=a[kept], observations2=b[kept], cost=cost)
 
 
 def _refine(

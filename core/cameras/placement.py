@@ -1,6 +1,10 @@
 """All views in one frame, for given focal lengths: the best view pair by its essential matrix, then each
 further view on the people already triangulated.
 
+The first pair is the one with the most matches whose essential-matrix rotation the people's own 3D
+estimates agree with (``landmarks``): a wrong focal length or a wrong choice among the essential
+matrix's solutions turns the views far from how the people's bodies say they are turned.
+
 Who is who in a new view is not trusted from the view pairs (a pair with a poor view may have paired
 the wrong people): every person of the new view at a frame is tried against every triangulated person
 of that frame, and PoseLib's absolute-pose RANSAC takes the wrong pairings as outliers. The new view's
@@ -16,6 +20,7 @@ import poselib
 from scipy.spatial.transform import Rotation
 
 from core.cameras.bundle import BundleCameras, project
+from core.cameras.landmarks import pair_readings, reading_error_deg
 from core.cameras.pairs import ViewPair
 from core.cameras.tracks import Tracks, triangulate_tracks
 from core.types import Observations
@@ -42,6 +47,9 @@ class Placement:
     tracks: Tracks
     reasons: dict[int, str] = field(default_factory=dict)
     """Why each view that is not placed is not."""
+    landmark_error_deg: float = 0.0
+    """Median angle between the first pair's relative rotation and the people's readings of it."""
+    messages: list[str] = field(default_factory=list)
 
 
 def pinhole(cameras: BundleCameras, view: int) -> dict:
@@ -64,16 +72,41 @@ def pair_points(pair: ViewPair, keypoints: Keypoints) -> tuple[np.ndarray, np.nd
 
 def place_views(
     cameras: BundleCameras,
-    seed: ViewPair,
+    seeds: list[ViewPair],
     candidates: list[int],
     observations: Observations,
     keypoints: Keypoints,
+    max_landmark_deg: float,
 ) -> Placement:
-    """``seed``'s views placed by their essential matrix (the first at the origin, unit baseline), then
-    each of ``candidates`` in turn, the one with the most inliers first."""
-    cameras = _place_pair(cameras, seed, keypoints)
+    """The first of ``seeds`` (the surest first) whose essential-matrix rotation the landmarks agree
+    with (within ``max_landmark_deg``, median) placed (its first view at the origin, unit baseline), then
+    each of ``candidates`` in turn, the one with the most inliers first. When no seed agrees, the first
+    is placed and a message says so."""
+    tried = []
+    for seed in seeds:
+        placed = _place_pair(cameras, seed, keypoints)
+        R = placed.R
+        readings = pair_readings(observations.global_orient_cam, seed.observations1, seed.observations2)
+        error = float(np.median(reading_error_deg(readings, R[seed.second] @ R[seed.first].T)))
+        tried.append((seed, placed, error))
+        if error <= max_landmark_deg:
+            break
+    agreeing = [t for t in tried if t[2] <= max_landmark_deg]
+    seed, cameras, error = (agreeing or tried)[0]
+    messages = []
+    if error > max_landmark_deg:
+        messages.append(
+            f"the people's body orientations disagree with every view pair's epipolar rotation (by "
+            f"{error:.0f}° at best): the cameras may be wrong; a focal length or field-of-view hint helps"
+        )
     views = len(cameras.focal)
-    placement = Placement(cameras, {seed.first, seed.second}, Tracks.from_pairs(observations, [seed], views))
+    placement = Placement(
+        cameras,
+        {seed.first, seed.second},
+        Tracks.from_pairs(observations, [seed], views),
+        landmark_error_deg=error,
+        messages=messages,
+    )
     waiting = [v for v in candidates if v not in placement.placed]
     while waiting:
         X, seen = triangulate_tracks(
