@@ -1,5 +1,5 @@
-"""Sparse bundle adjustment of cameras (rotation, translation, focal length, optionally k1) and points,
-optionally with body segments whose length stays constant over time.
+"""Sparse bundle adjustment of cameras (rotation, translation, focal length, optionally k1 and the
+principal point) and points, optionally with body segments whose length stays constant over time.
 
 ``scipy.optimize.least_squares`` with a soft-L1 loss, so that a wrong keypoint costs linearly, and an
 analytic sparse Jacobian: each residual depends on one camera and one point (a segment's on two points
@@ -18,6 +18,8 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.spatial.transform import Rotation
 
 _POSE = 6  # rotation vector, translation
+_INTRINSIC_COLUMNS = (0, 1, 2, 4)
+"""Parameters per camera at each ``intrinsics`` level: none; log-focal; and k1; and the principal point."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def adjust(
     max_nfev: int,
     k1_sigma: float = 0.05,
     segments: Segments | None = None,
+    principal_sigma_px: float = 40.0,
 ) -> tuple[BundleCameras, Float[np.ndarray, "P 3"], float]:
     """Cameras, points and the final robust cost minimising the robust reprojection error of
     ``pixels`` (observation m: point ``point[m]`` seen by camera ``view[m]``) and, with ``segments``,
@@ -78,14 +81,18 @@ def adjust(
     The cameras of ``fixed`` keep their pose; the scale is left free (the trust region keeps it from
     drifting) and set afterwards by the people's size. ``intrinsics``: 0 keeps them, 1 adjusts each
     focal length, 2 also k1 (held near 0 by a prior of ``k1_sigma``, as strong as all the camera's
-    residuals together: a lens rarely bends much, and k1 otherwise trades with the focal length).
+    residuals together: a lens rarely bends much, and k1 otherwise trades with the focal length), 3 also
+    the principal point (held near its start by a prior of ``principal_sigma_px``, as strong).
     """
     if segments is not None and not segments.first.size:
         segments = None  # no person with both ends of a bone among the points
-    problem = _Problem(cameras, view, point, pixels, fixed, intrinsics, k1_sigma, segments)
+    problem = _Problem(
+        cameras, view, point, pixels, fixed, intrinsics, (k1_sigma, principal_sigma_px), segments
+    )
+    zero = np.zeros(len(cameras.focal))
     start = [
         np.concatenate([cameras.rotvec[problem.free], cameras.t[problem.free]], axis=1).ravel(),
-        np.stack([np.zeros(len(cameras.focal)), cameras.k1], axis=1)[:, :intrinsics].ravel(),
+        np.stack([zero, cameras.k1, zero, zero], axis=1)[:, : problem.columns].ravel(),
         points.ravel(),
     ]
     if segments is not None:
@@ -137,12 +144,15 @@ class _Problem:
     """The residuals of one adjustment and their Jacobian, whose sparsity pattern is built once.
 
     Parameters, in order: the free cameras' rotation vectors and translations, each camera's log-focal
-    change and k1 (as ``intrinsics`` asks), the points, and the segments' log-lengths.
+    change, k1 and principal point shift (as ``intrinsics`` asks), the points, and the segments'
+    log-lengths.
     """
 
-    def __init__(self, cameras, view, point, pixels, fixed, intrinsics, k1_sigma, segments) -> None:
+    def __init__(self, cameras, view, point, pixels, fixed, intrinsics, sigmas, segments) -> None:
         self.cameras, self.view, self.point, self.pixels = cameras, view, point, pixels
-        self.intrinsics, self.k1_sigma, self.segments = intrinsics, k1_sigma, segments
+        self.intrinsics, self.segments = intrinsics, segments
+        self.k1_sigma, self.principal_sigma = sigmas
+        self.columns = _INTRINSIC_COLUMNS[intrinsics]
         V = len(cameras.focal)
         self.free = np.setdiff1d(np.arange(V), fixed)
         self.slot = np.full(V, -1)
@@ -151,7 +161,7 @@ class _Problem:
         self.count = int(point.max(initial=-1)) + 1
         self.lengths = 0 if segments is None else int(segments.length.max()) + 1
         self.posed = len(self.free) * _POSE
-        self.at_points = self.posed + V * intrinsics
+        self.at_points = self.posed + V * self.columns
         self.at_lengths = self.at_points + 3 * self.count
         distance = np.linalg.norm(cameras.t[self.free], axis=1)
         self.gauge = int(self.free[np.argmax(distance)]) if distance.size and distance.max() > 0 else None
@@ -168,14 +178,18 @@ class _Problem:
         block = x[: self.posed].reshape(len(self.free), _POSE)
         rotvec, t = c.rotvec.copy(), c.t.copy()
         rotvec[self.free], t[self.free] = block[:, :3], block[:, 3:6]
-        intrinsic = x[self.posed : self.at_points].reshape(V, self.intrinsics)
+        intrinsic = x[self.posed : self.at_points].reshape(V, self.columns)
         focal = c.focal * np.exp(intrinsic[:, 0]) if self.intrinsics >= 1 else c.focal
         k1 = intrinsic[:, 1] if self.intrinsics >= 2 else c.k1
+        principal = c.principal + intrinsic[:, 2:4] if self.intrinsics >= 3 else c.principal
         X = x[self.at_points : self.at_lengths].reshape(self.count, 3)
-        return BundleCameras(rotvec, t, focal, k1, c.principal), X, x[self.at_lengths :]
+        return BundleCameras(rotvec, t, focal, k1, principal), X, x[self.at_lengths :]
 
     def _k1_weight(self, scale_px: float) -> np.ndarray:
         return scale_px * np.sqrt(self.per_view) / self.k1_sigma
+
+    def _principal_weight(self, scale_px: float) -> np.ndarray:
+        return np.repeat(scale_px * np.sqrt(self.per_view) / self.principal_sigma, 2)
 
     def _gauge_weight(self, scale_px: float) -> float:
         return scale_px * np.sqrt(self.view.size)
@@ -185,6 +199,9 @@ class _Problem:
         parts = [(project(adjusted, self.view, X[self.point]) - self.pixels).ravel()]
         if self.intrinsics >= 2:
             parts.append(self._k1_weight(scale_px) * adjusted.k1)
+        if self.intrinsics >= 3:
+            shift = (adjusted.principal - self.cameras.principal).ravel()
+            parts.append(self._principal_weight(scale_px) * shift)
         if self.gauge is not None:
             held = np.log(np.linalg.norm(adjusted.t[self.gauge]) / np.linalg.norm(self.cameras.t[self.gauge]))
             parts.append([self._gauge_weight(scale_px) * held])
@@ -196,7 +213,7 @@ class _Problem:
 
     def _pattern(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of the Jacobian's non-zeros, in the order :meth:`jacobian` fills them."""
-        M, K = self.view.size, self.intrinsics
+        M, K = self.view.size, self.columns
         slot = self.slot[self.view, None]
         columns = np.concatenate(
             [
@@ -214,6 +231,11 @@ class _Problem:
             rows.append(row + np.arange(V))
             columns.append(self.posed + np.arange(V) * K + 1)
             row += V
+        if K >= 4:
+            V = len(self.cameras.focal)
+            rows.append(row + np.arange(2 * V))
+            columns.append(self.posed + (np.arange(V)[:, None] * K + [2, 3]).ravel())
+            row += 2 * V
         if self.gauge is not None:
             rows.append(np.full(3, row))
             columns.append(self.slot[self.gauge] * _POSE + 3 + np.arange(3))
@@ -262,11 +284,15 @@ class _Problem:
             blocks.append((f * radial)[:, None, None] * xy[:, :, None])  # log-focal
         if self.intrinsics >= 2:
             blocks.append((f * r2)[:, None, None] * xy[:, :, None])
+        if self.intrinsics >= 3:
+            blocks.append(np.broadcast_to(np.eye(2), (view.size, 2, 2)))
         blocks.append(A @ R)
         per_observation = np.concatenate(blocks, axis=2)  # (M, 2, 6 + K + 3)
         data = [per_observation.reshape(-1)]
         if self.intrinsics >= 2:
             data.append(self._k1_weight(scale_px))
+        if self.intrinsics >= 3:
+            data.append(self._principal_weight(scale_px))
         if self.gauge is not None:
             t = adjusted.t[self.gauge]
             data.append(self._gauge_weight(scale_px) * t / (t @ t))

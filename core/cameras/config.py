@@ -42,14 +42,22 @@ class SelfCalibrationConfig:
     """The bundle adjustment uses every this-many-th frame (neighbours add little but time)."""
     refine_k1: bool = True
     """Refine one radial distortion coefficient per camera."""
+    k1_prior: float = 0.05
+    """How far k1 may stray from 0 (the prior's sigma, as strong as all a camera's residuals): looser
+    fits lenses that bend much (wide-angle phones), at the cost of trading k1 with the focal length."""
+    refine_principal: bool = False
+    """Refine each camera's principal point in the last round, with k1 (held near the image centre).
+    Off by default: on the Pose2Sim demo, whose principal points are up to 31 px off centre, it still
+    made the focal lengths worse (9.8 % against 5.9 %): BlazePose's keypoints do not pin it."""
+    principal_prior: float = 0.02
+    """How far the principal point may stray from the image centre, as a fraction of the long side."""
     reprojection_scale_px: float = 4.0
     """Soft-L1 scale of the bundle adjustment's reprojection residuals: errors well beyond it count
     linearly, so that outlier keypoints do not pull the cameras."""
     bone_weight: float = 200.0
     """Weight, per metre of bone-length change over time, against a pixel of reprojection error."""
     max_bundle_iterations: int = 60
-    """Function evaluations' budget of each bundle adjustment round, in units of the parameter count's
-    Jacobians (``least_squares`` ``max_nfev``)."""
+    """Iterations of each bundle adjustment round (``least_squares`` ``max_nfev``)."""
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,7 @@ def _refine(
     stride = settings.frame_stride
     fit = _bundle(placement, placement.tracks, observations, keypoints, None, 0, settings, stride)
     tracks = _repaired(fit.cameras, placement.placed, observations, keypoints, settings)
-    rounds = (1, 2) if settings.refine_k1 else (1, 1)
+    rounds = (1, 2 + settings.refine_principal) if settings.refine_k1 else (1, 1)
     for intrinsics in rounds:
         placement.cameras = fit.cameras
         oriented = _oriented(fit.cameras, placement.placed, tracks, observations)
@@ -369,7 +369,9 @@ def _bundle(
         np.array([min(placed)]),
         intrinsics,
         settings.max_bundle_iterations,
+        k1_sigma=settings.k1_prior,
         segments=segments,
+        principal_sigma_px=settings.principal_prior * float(2 * cameras.principal.max()),
     )
     error = np.linalg.norm(project(adjusted, view, points[point]) - pixels, axis=1)
     inliers = np.bincount(view[error < 3 * settings.reprojection_scale_px], minlength=V)

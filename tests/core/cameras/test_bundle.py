@@ -72,18 +72,19 @@ def test_fixed_intrinsics_stay_as_given():
 
 
 def test_the_analytic_jacobian_is_the_residuals_derivative():
-    """Central differences of every parameter, with k1, a fixed camera and body segments."""
+    """Central differences of every parameter, with k1 and the principal point, a fixed camera and body
+    segments."""
     rng = np.random.default_rng(2)
     cameras, points, view, point, pixels = _scene(rng)
     keep = rng.choice(view.size, 40, replace=False)
     used, point = np.unique(point[keep], return_inverse=True)
     view, pixels, points = view[keep], pixels[keep] + rng.normal(0, 1, (40, 2)), points[used]
     segments = Segments(np.array([0, 1, 2]), np.array([3, 4, 5]), np.array([0, 0, 1]), 50.0)
-    problem = _Problem(cameras, view, point, pixels, np.array([1]), 2, 0.05, segments)
+    problem = _Problem(cameras, view, point, pixels, np.array([1]), 3, (0.05, 40.0), segments)
     x = np.concatenate(
         [
             np.concatenate([cameras.rotvec, cameras.t], axis=1)[problem.free].ravel(),
-            np.stack([rng.normal(0, 0.01, 4), cameras.k1], axis=1).ravel(),
+            np.stack([rng.normal(0, 0.01, 4), cameras.k1, *rng.normal(0, 5, (2, 4))], axis=1).ravel(),
             points.ravel(),
             [0.1, -0.2],
         ]
@@ -108,3 +109,25 @@ def test_right_jacobians_match_the_rotation_vectors_derivative():
         for k, e in enumerate(np.eye(3) * 1e-7):
             change = (R.inv() * Rotation.from_rotvec(omega + e)).as_rotvec() / 1e-7
             np.testing.assert_allclose(change, J[:, k], atol=1e-5)
+
+
+def test_the_principal_point_is_recovered_when_refined():
+    rng = np.random.default_rng(3)
+    truth, points, view, point, _ = _scene(rng)
+    truth = BundleCameras(
+        truth.rotvec, truth.t, truth.focal, truth.k1, truth.principal + rng.uniform(-15, 15, (4, 2))
+    )
+    pixels = project(truth, view, points[point])
+    start = BundleCameras(
+        truth.rotvec, truth.t, truth.focal * 1.03, np.zeros(4), np.tile([960.0, 540.0], (4, 1))
+    )
+    fixed = np.array([0])
+    cameras, _, _ = adjust(
+        start, points, view, point, pixels, 2.0, fixed, 3, 200, k1_sigma=1.0, principal_sigma_px=200.0
+    )
+    # a principal point shift trades with a small rotation, so that it is only loosely determined
+    assert np.abs(start.principal - truth.principal).max() > 10.0
+    np.testing.assert_allclose(cameras.principal, truth.principal, atol=2.0)
+    np.testing.assert_allclose(cameras.focal, truth.focal, rtol=0.005)
+    held, _, _ = adjust(start, points, view, point, pixels, 2.0, fixed, 2, 200, k1_sigma=1.0)
+    np.testing.assert_array_equal(held.principal, start.principal)  # not refined below level 3
