@@ -78,11 +78,12 @@ def adjust(
     the change of each segment's length around its own unknown value (relative, so that it does not
     depend on the rig's unit).
 
-    The cameras of ``fixed`` keep their pose; the scale is left free (the trust region keeps it from
-    drifting) and set afterwards by the people's size. ``intrinsics``: 0 keeps them, 1 adjusts each
-    focal length, 2 also k1 (held near 0 by a prior of ``k1_sigma``, as strong as all the camera's
-    residuals together: a lens rarely bends much, and k1 otherwise trades with the focal length), 3 also
-    the principal point (held near its start by a prior of ``principal_sigma_px``, as strong).
+    The cameras of ``fixed`` keep their pose and the farthest other camera its distance from the origin
+    (the scale's gauge); the metric scale is set afterwards by the people's size. ``intrinsics``: 0
+    keeps them, 1 adjusts each focal length, 2 also k1 (held near 0 by a prior of ``k1_sigma``, as
+    strong as all the camera's residuals together: a lens rarely bends much, and k1 otherwise trades
+    with the focal length), 3 also the principal point (held near its start by a prior of
+    ``principal_sigma_px``, as strong).
     """
     if segments is not None and not segments.first.size:
         segments = None  # no person with both ends of a bone among the points

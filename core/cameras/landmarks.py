@@ -4,8 +4,8 @@ A per-view 3D body estimate (BlazePose's world landmarks, a body model's root or
 person's orientation in that view's camera frame, so the same person at the same instant in views i and
 j gives their relative rotation R_ij = O_j O_iᵀ with no focal length known. A detector that labels a
 person seen from behind mirror-wise turns the body half a turn about its up axis; each pair therefore
-offers that reading too, and the one nearer the consensus counts. Body orientation estimates are coarse
-(tens of degrees), which is enough to refuse a wrong pairing of people or a wrong epipolar solution.
+offers that reading too, and the nearer one counts. Body orientation estimates are coarse (tens of
+degrees), which is enough to refuse a wrong epipolar solution, not to refine a right one.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from scipy.spatial.transform import Rotation
 
 HALF_TURN = np.diag([-1.0, 1.0, -1.0])
 """Half a turn about the canonical body frame's up axis (SMPL-X: y up): a left/right label swap."""
-_CANDIDATES = 64
-"""Readings tried as the consensus."""
 
 
 def pair_readings(
@@ -44,25 +42,3 @@ def angle_deg(A: Float[np.ndarray, "*B 3 3"], B: Float[np.ndarray, "*B 3 3"]) ->
 def reading_error_deg(readings: Float[np.ndarray, "Q 2 3 3"], R: Float[np.ndarray, "3 3"]) -> np.ndarray:
     """Each pair's angle to ``R``, by the nearer of its two readings."""
     return angle_deg(readings, R).min(axis=1)
-
-
-def consensus_rotation(
-    readings: Float[np.ndarray, "Q 2 3 3"], max_deg: float
-) -> tuple[Float[np.ndarray, "3 3"] | None, np.ndarray]:
-    """The relative rotation most pairs agree with (within ``max_deg``), and which pairs agree; None and
-    no pair when there are none.
-
-    Every reading of a sample of pairs is tried; the one with the most agreeing pairs is refined to the
-    mean of their nearer readings.
-    """
-    Q = readings.shape[0]
-    if Q == 0:
-        return None, np.zeros(0, dtype=bool)
-    sample = np.unique(np.linspace(0, Q - 1, min(Q, _CANDIDATES)).round().astype(int))
-    candidates = readings[sample].reshape(-1, 3, 3)
-    errors = angle_deg(readings[None], candidates[:, None, None]).min(axis=2)  # (C, Q)
-    best = candidates[np.argmax((errors <= max_deg).sum(axis=1))]
-    agree = reading_error_deg(readings, best) <= max_deg
-    nearer = np.argmin(angle_deg(readings[agree], best), axis=1)
-    mean = Rotation.from_matrix(readings[agree, nearer]).mean().as_matrix()
-    return mean, reading_error_deg(readings, mean) <= max_deg

@@ -91,8 +91,7 @@ def place_views(
         tried.append((seed, placed, error))
         if error <= max_landmark_deg:
             break
-    agreeing = [t for t in tried if t[2] <= max_landmark_deg]
-    seed, cameras, error = (agreeing or tried)[0]
+    seed, cameras, error = tried[-1] if tried[-1][2] <= max_landmark_deg else tried[0]
     messages = []
     if error > max_landmark_deg:
         messages.append(
