@@ -166,29 +166,46 @@ def _check_finite(reconstruction: Reconstruction, person: PersonTrack) -> None:
             )
 
 
-def body_npz_arrays(reconstruction: Reconstruction, person: PersonTrack) -> dict[str, np.ndarray]:
-    """A person's body parameters per frame in AMASS's SMPL-X layout (F frames; world metres, z up).
+AMASS_BETAS = 16
+"""Shape coefficients AMASS's SMPL-X files carry; an Anny person's ``betas`` are this many zeros."""
 
-    Keys: ``poses`` (F, 165) = ``global_orient`` (F, 3) + ``body_pose`` (F, 63) + zeros for jaw, eyes
-    and hands (99); the same as separate keys; ``transl`` and AMASS's ``trans`` (F, 3), in the
-    convention ``transl_convention`` names (``pelvis``: the world pelvis, Anny; ``smplx``: SMPL-X's own,
-    pelvis = J₀(β) + transl); ``betas`` (B,) for SMPL-X, or ``phenotypes`` (6,) and ``phenotype_names``
-    for Anny; ``frames`` (F,) clip frame numbers; ``mocap_framerate`` (fps of ``frames``' step);
-    ``gender`` (Anny: ``neutral``; SMPL-X: the model fitted); ``surface_model_type`` (the shape model).
-    Rotations are axis-angle, SMPL-X conventions (canonical body y up, facing +z).
+
+def body_npz_arrays(reconstruction: Reconstruction, person: PersonTrack) -> dict[str, np.ndarray]:
+    """A person's body parameters per frame in AMASS's SMPL-X layout (F frames; world metres, z up),
+    with every key that AMASS's readers ask for (aitviewer, GMR, AMASS's own loaders).
+
+    Keys: ``poses`` (F, 165) = root (3) + body (63) + jaw (3) + eyes (6) + hands (90), the last four at
+    rest, and the same split as AMASS splits it: ``root_orient``, ``pose_body``, ``pose_jaw``,
+    ``pose_eye``, ``pose_hand``, plus ``global_orient`` and ``body_pose`` (SMPL-X's own names);
+    ``trans`` and ``transl`` (F, 3), in the convention ``transl_convention`` names (``pelvis``: the
+    world pelvis, Anny; ``smplx``: SMPL-X's own, pelvis = J₀(β) + transl); ``betas`` and ``num_betas``:
+    SMPL-X's shape, or for Anny ``AMASS_BETAS`` zeros (SMPL-X's mean shape, so that readers that require
+    the key load the file; Anny's shape is ``phenotypes`` (6,), named by ``phenotype_names``);
+    ``frames`` (F,) clip frame numbers; the frame rate of ``frames``' step as both ``mocap_frame_rate``
+    (AMASS, GMR) and ``mocap_framerate`` (aitviewer); ``gender`` (Anny: ``neutral``; SMPL-X: the model
+    fitted); ``surface_model_type`` (the shape model). Rotations are axis-angle, SMPL-X conventions
+    (canonical body y up, facing +z).
     """
     count = len(person.frames)
     global_orient = person.global_orient.astype(np.float64)
     body_pose = person.body_pose.reshape(count, -1).astype(np.float64)  # (F, 21·3)
-    rest = np.zeros((count, NUM_POSE_PARAMETERS - 3 - body_pose.shape[1]))
+    rest = np.zeros((count, NUM_POSE_PARAMETERS - 3 - body_pose.shape[1]))  # jaw, eyes, hands
+    transl = person.transl.astype(np.float64)
+    fps = np.array(float(reconstruction.fps))
     arrays = {
         "poses": np.concatenate([global_orient, body_pose, rest], axis=1),
+        "root_orient": global_orient,
+        "pose_body": body_pose,
+        "pose_jaw": rest[:, :3],
+        "pose_eye": rest[:, 3:9],
+        "pose_hand": rest[:, 9:],
         "global_orient": global_orient,
         "body_pose": body_pose,
-        "transl": person.transl.astype(np.float64),
-        "trans": person.transl.astype(np.float64),
+        "trans": transl,
+        "transl": transl,
         "frames": clip_frame_numbers(reconstruction, person.frames).astype(np.int64),
-        "mocap_framerate": np.array(float(reconstruction.fps)),
+        "mocap_frame_rate": fps,
+        "mocap_framerate": fps,
         "surface_model_type": np.array(person.shape_model),
         "transl_convention": np.array(TRANSL_CONVENTIONS[person.shape_model]),
     }
@@ -203,9 +220,11 @@ def body_npz_arrays(reconstruction: Reconstruction, person: PersonTrack) -> dict
                 f"person {person.person_id}: Anny reads {len(PHENOTYPES)} phenotypes, "
                 f"the shape has {person.shape.shape}"
             )
+        arrays["betas"] = np.zeros(AMASS_BETAS)
         arrays["phenotypes"] = person.shape.astype(np.float64)
         arrays["phenotype_names"] = np.array(PHENOTYPES)
         arrays["gender"] = np.array("neutral")
+    arrays["num_betas"] = np.array(arrays["betas"].size)
     return arrays
 
 

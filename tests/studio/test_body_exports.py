@@ -13,6 +13,7 @@ from core.body.model import BodyOutput, BodyParameters
 from core.errors import InputError
 from studio.cli import main
 from studio.export import (
+    AMASS_BETAS,
     NUM_POSE_PARAMETERS,
     Z_UP_TO_Y_UP,
     camera_frustum_segments,
@@ -127,7 +128,62 @@ def test_npz_of_an_anny_person_has_named_phenotypes_and_pelvis_transl(reconstruc
         np.testing.assert_array_equal(data["phenotypes"], person.shape)
         assert tuple(data["phenotype_names"]) == PHENOTYPES
         assert str(data["transl_convention"]) == "pelvis" and str(data["surface_model_type"]) == "anny"
-        assert "betas" not in data
+        np.testing.assert_array_equal(data["betas"], np.zeros(AMASS_BETAS))  # documented: mean shape
+        assert int(data["num_betas"]) == AMASS_BETAS
+
+
+def read_like_gmr(path):
+    """What GMR's ``load_smplx_file`` takes from an AMASS SMPL-X file, in the way it takes it."""
+    data = np.load(path, allow_pickle=True)
+    num_betas = int(data["num_betas"]) if "num_betas" in data else None
+    return {
+        "gender": str(data["gender"]),
+        "num_betas": num_betas,
+        "betas": data["betas"][:num_betas],
+        "root_orient": data["root_orient"],
+        "pose_body": data["pose_body"],
+        "trans": data["trans"],
+        "fps": float(data["mocap_frame_rate"]),
+    }
+
+
+def read_like_aitviewer(path):
+    """What aitviewer's ``SMPLSequence.from_amass`` takes: the packed poses, split."""
+    data = np.load(path)
+    poses = data["poses"]
+    return {
+        "gender": data["gender"].item(),
+        "betas": data["betas"],
+        "poses_root": poses[:, :3],
+        "poses_body": poses[:, 3:66],
+        "trans": data["trans"],
+        "fps": data["mocap_framerate"].item(),
+    }
+
+
+@pytest.mark.parametrize("shape_model", ["smplx", "anny"])
+def test_npz_loads_the_way_amass_consumers_load_it(reconstruction, tmp_path, shape_model):
+    person = reconstruction.persons[0]
+    if shape_model == "anny":
+        person = fitted(person, 7, shape_model="anny", shape_dim=6)
+    (path,) = export_smplx_npz(with_persons(reconstruction, person), tmp_path).files
+    count = len(person.frames)
+    gmr, aitviewer = read_like_gmr(path), read_like_aitviewer(path)
+    for read in (gmr, aitviewer):
+        np.testing.assert_array_equal(read["trans"], person.transl)
+        assert read["fps"] == reconstruction.fps
+        assert read["gender"] == "neutral"
+    np.testing.assert_array_equal(gmr["root_orient"], person.global_orient)
+    np.testing.assert_array_equal(gmr["pose_body"], person.body_pose.reshape(count, 63))
+    np.testing.assert_array_equal(aitviewer["poses_root"], gmr["root_orient"])
+    np.testing.assert_array_equal(aitviewer["poses_body"], gmr["pose_body"])
+    assert gmr["num_betas"] == aitviewer["betas"].size == (10 if shape_model == "smplx" else AMASS_BETAS)
+    with np.load(path) as data:  # AMASS's own split of the packed poses: root, body, jaw, eyes, hands
+        split = np.concatenate(
+            [data[k] for k in ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")], 1
+        )
+        np.testing.assert_array_equal(split, data["poses"])
+        assert [data[k].shape[1] for k in ("pose_jaw", "pose_eye", "pose_hand")] == [3, 6, 90]
 
 
 def test_persons_without_a_body_are_skipped_and_all_without_is_an_error(

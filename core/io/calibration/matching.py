@@ -22,7 +22,9 @@ def match_clips(
     leaves it) takes its clip's size; camera names are kept. A clip smaller than its camera by less than
     one 16-pixel codec macroblock in each direction (a 1080-pixel side calibrated as the encoder's
     1088-pixel padded frame, as in the Pose2Sim demo) is the same image cropped at its right and bottom
-    edges, which leaves the intrinsics valid: the camera takes the clip's size.
+    edges, which leaves the intrinsics valid: the camera takes the clip's size. So does a camera one pixel
+    smaller than its clip in either direction: Pose2Sim writes some sizes as the last pixel's index
+    (1087 × 1919 for the demo's 1088 × 1920 clips), and a pixel's width moves nothing else.
 
     Args:
         rig: Cameras in file order.
@@ -44,7 +46,8 @@ def match_clips(
         )
     cameras, problems = [], []
     for camera, (width, height), clip in zip(rig.cameras, sizes, clip_names, strict=True):
-        if camera.width == camera.height == 0 or _codec_padded(camera.width, camera.height, width, height):
+        unknown = camera.width == camera.height == 0
+        if unknown or _same_image(camera.width, camera.height, width, height):
             camera = dataclasses.replace(camera, width=int(width), height=int(height))
         elif (camera.width, camera.height) != (width, height):
             turned = " (turned by 90°?)" if (camera.height, camera.width) == (width, height) else ""
@@ -58,9 +61,9 @@ def match_clips(
     return CameraRig(tuple(cameras))
 
 
-def _codec_padded(camera_width: int, camera_height: int, clip_width: int, clip_height: int) -> bool:
-    """Whether the camera's size is the clip's rounded up to whole 16-pixel macroblocks."""
-    return all(
-        clip <= camera < clip + 16 and camera % 16 == 0
-        for camera, clip in ((camera_width, clip_width), (camera_height, clip_height))
-    )
+def _same_image(camera_width: int, camera_height: int, clip_width: int, clip_height: int) -> bool:
+    """Whether the camera's size is the clip's, rounded up to whole 16-pixel macroblocks or given as the
+    last pixel's index (one short) in either direction."""
+    pairs = ((camera_width, clip_width), (camera_height, clip_height))
+    padded = all(clip <= camera < clip + 16 and camera % 16 == 0 for camera, clip in pairs)
+    return padded or all(camera in (clip - 1, clip) for camera, clip in pairs)

@@ -3,7 +3,8 @@
 ``cv2.FileStorage`` reads these files too, but fuzzing showed OpenCV 5's parser corrupting the heap and
 aborting the whole process on some malformed files; a calibration chosen by a user must never take the
 studio down, so this small parser reads only what EasyMocap writes: top-level ``key: value`` entries whose
-value is a scalar, an ``!!opencv-matrix`` block (``rows``, ``cols``, ``dt``, ``data``) or a sequence of
+value is a scalar, an ``!!opencv-matrix`` block (``rows``, ``cols``, ``dt``, ``data``), an
+``!!opencv-nd-matrix`` block (``sizes``, ``dt``, ``data``: OpenCV 5 writes 1-D arrays so) or a sequence of
 scalars (``- item`` lines or ``[a, b]``). Entries are split first and interpreted only when asked for, so
 an unrelated entry of another shape never fails a read.
 """
@@ -22,6 +23,7 @@ from core.io.calibration.errors import CalibrationError
 
 __all__ = ["OpenCvYaml"]
 
+_MATRIX_TAGS = ("!!opencv-matrix", "!!opencv-nd-matrix")
 _ONE_CHANNEL_TYPES = ("u", "c", "w", "s", "i", "f", "d", "h")
 """OpenCV ``dt`` codes of one-channel matrices (uchar … double, half)."""
 
@@ -59,30 +61,47 @@ class OpenCvYaml:
         return key in self.entries
 
     def matrix(self, key: str, *sizes: int) -> Float[np.ndarray, " N"]:
-        """The row-major data of the ``!!opencv-matrix`` entry ``key``, holding one of ``sizes`` numbers."""
+        """The row-major data of the matrix entry ``key``, holding one of ``sizes`` numbers: an
+        ``!!opencv-matrix`` (``rows``, ``cols``) or an ``!!opencv-nd-matrix`` (``sizes``), which OpenCV 5
+        writes for 1-D arrays."""
         tag, _, body = self._value(key).partition("\n")
         header, data_mark, data = body.partition("data:")
-        if tag != "!!opencv-matrix" or not data_mark:
-            self._fail(key, "is not an !!opencv-matrix with a 'data:' list")
+        if tag not in _MATRIX_TAGS or not data_mark:
+            self._fail(key, "is not an !!opencv-matrix or !!opencv-nd-matrix with a 'data:' list")
         fields = {
             name.strip(): value.strip() for name, _, value in (f.partition(":") for f in header.splitlines())
         }
-        data = data.strip()
-        if not (data.startswith("[") and data.endswith("]")):
-            self._fail(key, "has a 'data:' that is not a '[ ... ]' list")
         if fields.get("dt") not in _ONE_CHANNEL_TYPES:
             self._fail(
                 key, f"has element type dt={fields.get('dt')!r}; expected a one-channel type such as d"
             )
+        values = self._numbers(key, data)
         try:
-            rows, cols = int(fields.get("rows", "")), int(fields.get("cols", ""))
-            values = np.array([float(v) for v in data[1:-1].split(",")] if data[1:-1].strip() else [])
+            shape = (
+                [int(fields.get("rows", "")), int(fields.get("cols", ""))]
+                if tag == "!!opencv-matrix"
+                else [int(n) for n in self._numbers(key, fields.get("sizes", ""), "sizes")]
+            )
         except ValueError:
-            self._fail(key, "has rows, cols or data that are not numbers")
-        if values.size != rows * cols or values.size not in sizes:
+            self._fail(key, "has a shape (rows, cols or sizes) that is not whole numbers")
+        declared = int(np.prod(shape))
+        if values.size != declared or values.size not in sizes:
             expected = " or ".join(map(str, sizes))
-            self._fail(key, f"holds {values.size} numbers ({rows}×{cols} declared); expected {expected}")
+            self._fail(
+                key,
+                f"holds {values.size} numbers ({'×'.join(map(str, shape))} declared); expected {expected}",
+            )
         return values
+
+    def _numbers(self, key: str, text: str, field: str = "data") -> Float[np.ndarray, " N"]:
+        """The numbers of a ``[ a, b, … ]`` list (over several lines where long)."""
+        text = text.strip()
+        if not (text.startswith("[") and text.endswith("]")):
+            self._fail(key, f"has a '{field}:' that is not a '[ ... ]' list")
+        try:
+            return np.array([float(v) for v in text[1:-1].split(",")] if text[1:-1].strip() else [])
+        except ValueError:
+            self._fail(key, f"has a '{field}:' list holding something other than numbers")
 
     def number(self, key: str) -> float:
         """The scalar entry ``key``."""

@@ -2,7 +2,8 @@
 
 One table per camera with ``name``, ``size`` ``[w, h]``, ``matrix`` (3×3, pixels), ``distortions``
 ``[k1, k2, p1, p2]`` (a fifth value, k3, is read and written when non-zero), ``rotation`` (Rodrigues
-vector) and ``translation`` (metres), both world→camera, and ``fisheye``. Tables without any camera key
+vector) and ``translation`` (metres), both world→camera (read flat or as 3 × 1 nested lists, as
+Pose2Sim's scene calibration writes them), and ``fisheye``. Tables without any camera key
 (Pose2Sim's ``[metadata]``, ``[capture_volume]``, ``[charuco]``…) are ignored. Floats are written with
 ``repr`` (shortest round-tripping form), so a written rig reads back exactly up to the Rodrigues round trip.
 
@@ -56,8 +57,8 @@ def read_pose2sim(path: Path) -> CameraRig:
         names.append(name)
         K.append(_array(where, table, "matrix", (3, 3)))
         dist.append(np.pad(distortion, (0, 5 - distortion.size)))
-        R.append(Rotation.from_rotvec(_array(where, table, "rotation", (3,))).as_matrix())
-        t.append(_array(where, table, "translation", (3,)))
+        R.append(Rotation.from_rotvec(_vector(where, table, "rotation")).as_matrix())
+        t.append(_vector(where, table, "translation"))
         size.append(_array(where, table, "size", (2,)))
     if not names:
         raise CalibrationError(f"{path}: no camera table (with 'matrix', 'rotation'…) in this TOML file")
@@ -112,6 +113,12 @@ def _array(where: str, table: dict[str, Any], key: str, *shapes: tuple[int, ...]
             f"{where}: '{key}' must be an array of {expected} numbers, got shape {value.shape}"
         )
     return value
+
+
+def _vector(where: str, table: dict[str, Any], key: str) -> np.ndarray:
+    """A 3-vector, flat or nested as a column or a row (Pose2Sim's scene calibration writes
+    ``[[x], [y], [z]]``, and Pose2Sim reads it)."""
+    return _array(where, table, key, (3,), (3, 1), (1, 3)).reshape(3)
 
 
 def _floats(values: np.ndarray) -> str:

@@ -162,7 +162,12 @@ def test_pose2sim_toml_round_trip_is_exact(tmp_path: Path) -> None:
 @settings(max_examples=30, deadline=None)
 @given(
     rotvecs=st.lists(st.tuples(*[st.floats(-3.1, 3.1)] * 3), min_size=1, max_size=4),
-    names=st.lists(st.text(min_size=1, max_size=8), min_size=4, max_size=4, unique=True),
+    names=st.lists(
+        st.text(min_size=1, max_size=8).filter(lambda n: n != "metadata"),  # Pose2Sim's reserved table
+        min_size=4,
+        max_size=4,
+        unique=True,
+    ),
 )
 def test_pose2sim_toml_round_trips_any_rotation_and_name(rotvecs: list, names: list[str]) -> None:
     base = make_rig(len(rotvecs))
@@ -274,6 +279,105 @@ def test_demo_qualisys_cameras_look_at_one_region_of_a_z_up_metric_world() -> No
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Files of the shapes other tools write
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_pose2sim_toml_with_nested_column_vectors_reads_as_flat(tmp_path: Path) -> None:
+    """Pose2Sim's scene calibration writes rotation and translation as 3 × 1 nested lists."""
+    rig = make_rig(2)
+    write_calibration(rig, tmp_path / "flat.toml")
+    text = (tmp_path / "flat.toml").read_text()
+    nested = re.sub(
+        r"^(rotation|translation) = \[ (\S+), (\S+), (\S+) \]$",
+        r"\1 = [ [ \2], [ \3], [ \4]]",
+        text,
+        flags=re.MULTILINE,
+    )
+    assert len(re.findall(r"^(rotation|translation) = \[ \[", nested, re.MULTILINE)) == 4
+    (tmp_path / "nested.toml").write_text(nested)
+    assert_rigs_equal(read_calibration(tmp_path / "nested.toml"), read_calibration(tmp_path / "flat.toml"))
+    (tmp_path / "bad.toml").write_text(nested.replace("rotation = [ [", "rotation = [ [ 0.0, ", 1))
+    with pytest.raises(
+        CalibrationError, match=r"bad\.toml: camera \[cam01\]: 'rotation' must be an array of 3 or 3×1 or 1×3"
+    ):
+        read_calibration(tmp_path / "bad.toml")
+
+
+def test_a_camera_one_pixel_short_of_its_clip_is_the_same_camera(tmp_path: Path) -> None:
+    """Pose2Sim writes 1087 × 1919 for the demo's 1088 × 1920 clips: the last pixel's index."""
+    rig = make_rig(2)
+    short = CameraRig(tuple(dataclasses.replace(c, width=1087, height=1919) for c in rig.cameras))
+    write_calibration(short, tmp_path / "Calib.toml")
+    matched = match_clips(read_calibration(tmp_path / "Calib.toml"), [(1088, 1920)] * 2, ["a", "b"], tmp_path)
+    assert_rigs_equal(matched, rig)
+    with pytest.raises(CalibrationError, match="camera 'cam01' is 1087×1919 but clip 'a' is 1089×1920"):
+        match_clips(short, [(1089, 1920), (1088, 1920)], ["a", "b"], tmp_path)
+
+
+def test_easymocap_reads_the_nd_matrices_opencv_5_writes_for_1d_arrays(tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    rig = make_rig(2)
+    entries = {
+        "intri.yml": lambda c: {f"K_{c.name}": c.K, f"dist_{c.name}": c.dist},  # dist: shape (5,)
+        "extri.yml": lambda c: {
+            f"R_{c.name}": Rotation.from_matrix(c.R).as_rotvec(),
+            f"T_{c.name}": c.t,
+        },
+    }
+    for name, values in entries.items():
+        storage = cv2.FileStorage(str(tmp_path / name), cv2.FILE_STORAGE_WRITE)
+        storage.write("names", list(rig.names))
+        for camera in rig.cameras:
+            for key, value in values(camera).items():
+                storage.write(key, value)
+        storage.release()
+    assert "dist_cam01: !!opencv-nd-matrix" in (tmp_path / "intri.yml").read_text()
+    assert_rigs_equal(read_calibration(tmp_path), rig, sizes=False)
+    storage = cv2.FileStorage(str(tmp_path / "intri.yml"), cv2.FILE_STORAGE_READ)
+    np.testing.assert_array_equal(storage.getNode("dist_cam02").mat().ravel(), rig.cameras[1].dist)
+    storage.release()
+    text = (tmp_path / "intri.yml").read_text()
+    (tmp_path / "intri.yml").write_text(text.replace("sizes: [ 5 ]", "sizes: [ 6 ]", 1))
+    with pytest.raises(
+        CalibrationError, match=r"intri\.yml: line \d+: 'dist_cam01' holds 5 numbers \(6 declared\)"
+    ):
+        read_calibration(tmp_path)
+
+
+def _colmap_full_opencv(folder: Path, camera: Camera, rational: tuple[float, float, float]) -> None:
+    fx, fy, cx, cy = camera.K[0, 0], camera.K[1, 1], camera.K[0, 2] + 0.5, camera.K[1, 2] + 0.5
+    params = " ".join(map(num, (fx, fy, cx, cy, *camera.dist, *rational)))
+    (folder / "cameras.txt").write_text(f"1 FULL_OPENCV {camera.width} {camera.height} {params}\n")
+    x, y, z, w = Rotation.from_matrix(camera.R).as_quat()
+    pose = " ".join(map(num, (w, x, y, z, *camera.t)))
+    (folder / "images.txt").write_text(f"1 {pose} 1 {camera.name}.png\n\n")
+
+
+def test_colmap_full_opencv_is_exact_without_rational_terms_and_refused_with_them(tmp_path: Path) -> None:
+    rig = make_rig(1)  # k1, k2, p1, p2 and k3 all non-zero
+    _colmap_full_opencv(tmp_path, rig.cameras[0], (0.0, 0.0, 0.0))
+    assert_rigs_equal(read_calibration(tmp_path), rig)
+    _colmap_full_opencv(tmp_path, rig.cameras[0], (0.0, 0.25, 0.0))
+    with pytest.raises(
+        CalibrationError, match=r"cameras\.txt: line 1: FULL_OPENCV .*k4, k5, k6 = 0\.0, 0\.25, 0\.0"
+    ):
+        read_calibration(tmp_path)
+
+
+def test_colmap_images_without_their_points_lines_keep_every_image(tmp_path: Path) -> None:
+    rig = without_k3(make_rig(4))
+    rig = CameraRig((dataclasses.replace(rig.cameras[0], dist=np.zeros(5)), *rig.cameras[1:]))  # PINHOLE
+    write_colmap(rig, tmp_path)
+    lines = (tmp_path / "images.txt").read_text().splitlines()
+    image_lines = [line for line in lines[1:] if len(line.split()) >= 10]
+    assert len(image_lines) == 4
+    for kept in (image_lines, [image_lines[0], "", *image_lines[1:3], "1.0 2.0 -1", image_lines[3]]):
+        (tmp_path / "images.txt").write_text("\n".join([lines[0], *kept]) + "\n")
+        assert_rigs_equal(read_calibration(tmp_path), rig)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Matching clips, and errors that name the file
 # ---------------------------------------------------------------------------------------------------------
 
@@ -333,7 +437,7 @@ def test_truncated_file_names_the_file(every_format: Path, name: str) -> None:
     [
         ("Calib.qca.txt", 'Video" viewrotation="0"', 'Video" viewrotation="90"', "viewrotation"),
         ("Calib.toml", "fisheye = false", "fisheye = true", "fisheye"),
-        ("cameras.txt", "PINHOLE", "FULL_OPENCV", "'FULL_OPENCV' is not supported"),
+        ("cameras.txt", "PINHOLE", "OPENCV_FISHEYE", "'OPENCV_FISHEYE' is not supported"),
         ("intri.yml", "dt: d", "dt: 3d", "one-channel"),
         ("intri.yml", "H_cam01: 1920", "", "missing entry 'H_cam01'"),
         ("images.txt", " 1 views/cam01.jpg", " 9 views/cam01.jpg", "CAMERA_ID 9 not in cameras.txt"),
