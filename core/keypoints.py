@@ -1,4 +1,8 @@
-"""Named 2D/3D keypoint layouts: BlazePose's 33 landmarks and the COCO-17 subset of them."""
+"""Named 2D/3D keypoint layouts: BlazePose's 33 landmarks, the COCO-17 subset of them, and the layouts
+other 2D detectors write (OpenPose's BODY_25 and BODY_25B, Halpe-26, COCO-WholeBody), named alike so that
+the engine and the body fit treat a keypoint the same whoever detected it."""
+
+from typing import Literal
 
 BLAZEPOSE_NAMES = (
     "nose",
@@ -57,3 +61,83 @@ COCO17_NAMES = (
     "right_ankle",
 )
 """COCO keypoint order; every name is also a BlazePose landmark."""
+
+
+_FEET = (
+    "left_foot_index",
+    "left_small_toe",
+    "left_heel",
+    "right_foot_index",
+    "right_small_toe",
+    "right_heel",
+)
+"""OpenPose's and Halpe's foot points (big toe, small toe, heel per side); the big toe takes BlazePose's
+name for the foot's tip, ``foot_index``, so that the body fit uses it as it uses BlazePose's."""
+
+BODY25_NAMES = (
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "mid_hip",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+    *_FEET,
+)
+"""OpenPose BODY_25."""
+
+BODY25B_NAMES = (*COCO17_NAMES, "upper_neck", "head_top", *_FEET)
+"""OpenPose's BODY_25B (the experimental model Pose2Sim recommends): COCO order, neck, head top, feet."""
+
+HALPE26_NAMES = (
+    *COCO17_NAMES,
+    "head_top",
+    "neck",
+    "mid_hip",
+    "left_foot_index",
+    "right_foot_index",
+    "left_small_toe",
+    "right_small_toe",
+    "left_heel",
+    "right_heel",
+)
+"""Halpe's 26 body keypoints (RTMPose's body7-26, AlphaPose)."""
+
+COCO133_BODY = 23
+"""COCO-WholeBody's body and feet come first; its face (68) and hands (2 × 21) follow and are not used."""
+
+COCO133_NAMES = (
+    *COCO17_NAMES,
+    "left_foot_index",
+    "left_small_toe",
+    "left_heel",
+    "right_foot_index",
+    "right_small_toe",
+    "right_heel",
+)
+"""COCO-WholeBody's first 23 keypoints (body and feet), the ones read from its 133."""
+
+KeypointLayout = Literal["body25", "body25b", "coco17", "halpe26", "coco133", "blazepose33"]
+KEYPOINT_LAYOUTS: dict[str, tuple[tuple[str, ...], int]] = {
+    "body25": (BODY25_NAMES, 25),
+    "body25b": (BODY25B_NAMES, 25),
+    "coco17": (COCO17_NAMES, 17),
+    "halpe26": (HALPE26_NAMES, 26),
+    "coco133": (COCO133_NAMES, 133),
+    "blazepose33": (BLAZEPOSE_NAMES, 33),
+}
+"""Each 2D layout a detector writes: the names of the keypoints used, in order, and how many keypoints a
+person of that layout has in a file."""
+assert set(KEYPOINT_LAYOUTS) == set(KeypointLayout.__args__)

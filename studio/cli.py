@@ -21,6 +21,7 @@ from core.errors import InputError
 from core.evaluation.scoring import evaluate
 from core.evaluation.synthetic import SyntheticConfig, make_scene
 from core.io.video import FrameRange
+from core.keypoints import KeypointLayout
 from core.reconstruction import Reconstruction, ReconstructionFormatError
 from studio.assets import example_inputs, install_body_model, install_examples, install_models
 from studio.bench import format_table, run_bench
@@ -217,34 +218,65 @@ def short_flag_registry() -> ConstructorRegistry:
 
 
 def reconstruct(
-    videos: list[Path],
     out: Path,
+    videos: tuple[Path, ...] = (),
     calibration: Path | None = None,
+    keypoints: Path | None = None,
+    keypoint_layout: KeypointLayout | None = None,
+    image_size: tuple[int, int] | None = None,
+    fps: float = 30.0,
     frames: str = ALL_FRAMES,
     device: Literal["cpu", "cuda"] = "cpu",
     config: ReconstructionConfig = _DEFAULT_CONFIG,
 ) -> None:
-    """Reconstruct the people in synchronized clips and save the result to OUT.
+    """Reconstruct the people in synchronized clips, or in another detector's keypoints, and save the
+    result to OUT.
 
     Args:
-        videos: One clip per camera, in the calibration's camera order.
         out: Directory the reconstruction is written to.
+        videos: One clip per camera, in the calibration's camera order.
         calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text;
             optional: without one the cameras come from the people (--cameras people) or from Pi3X.
-        frames: Frame range START:STOP:STEP of the clips (Python slice syntax).
+        keypoints: Instead of clips, a folder of OpenPose-style JSON per camera (<camera>_json/, one file
+            per frame), cameras in the natural order of the folder names.
+        keypoint_layout: The keypoints' layout (recognised from the files when not given).
+        image_size: Width and height of the images the keypoints were found in (with --keypoints and no
+            calibration; a calibration's sizes are checked against it).
+        fps: The keypoints' frame rate (with --keypoints).
+        frames: Frame range START:STOP:STEP of the clips or keypoint files (Python slice syntax).
         device: Where the networks run and the body model is fitted; the embedded detector and the engine
             run on the CPU.
         config: Settings of every stage (the common choices by short flags: --cameras, --fov, --focal,
             --height, --body, --smplx-dir, --scene, --pi3x-ckpt, --humans, --mhmr-ckpt).
     """
     from core.device import resolve_device
-    from core.engine.video_pipeline import reconstruct_from_videos
 
+    if bool(videos) == (keypoints is not None):
+        raise InputError(
+            "give the clips (--videos) or another detector's keypoints (--keypoints DIR), one of them"
+        )
     device = resolve_device(device)
     with StageBars() as bars:
-        reconstruction = reconstruct_from_videos(
-            videos, calibration, FrameRange.parse(frames), config, progress=bars.update, device=device
-        )
+        if keypoints is not None:
+            from core.engine.keypoint_pipeline import reconstruct_from_keypoints
+
+            reconstruction = reconstruct_from_keypoints(
+                keypoints,
+                calibration,
+                keypoint_layout,
+                image_size,
+                fps,
+                FrameRange.parse(frames),
+                config,
+                progress=bars.update,
+                device=device,
+            )
+        else:
+            from core.engine.video_pipeline import reconstruct_from_videos
+
+            reconstruction = reconstruct_from_videos(
+                videos, calibration, FrameRange.parse(frames), config, progress=bars.update, device=device
+            )
     reconstruction.save(out)
     print(f"reconstruction written to {out}")
     print(format_summary(summarize(reconstruction)))
@@ -265,7 +297,7 @@ def example(
         config: Settings of every stage.
     """
     videos, calibration = example_inputs(name)
-    reconstruct(videos, out or Path("runs") / name, calibration, frames, config=config)
+    reconstruct(out or Path("runs") / name, tuple(videos), calibration, frames=frames, config=config)
 
 
 def summary(directory: Positional[Path], json: bool = False) -> None:

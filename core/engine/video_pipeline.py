@@ -115,7 +115,9 @@ def reconstruct_from_videos(
     calibration_report = None
     if source == "people":
         with timed(seconds, "cameras"):
-            cameras, calibration_report, views = _self_calibrate(perception, clips, len(indices), config)
+            cameras, calibration_report, views = place_cameras_from_people(
+                perception, sizes, names, [str(c.path) for c in clips], len(indices), config
+            )
             perception = perception.placed_in(observer, cameras, views)
             clips = tuple(clips[v] for v in views)
             if config.cameras.hints.height_m is not None:  # the height fixes the scale
@@ -132,11 +134,7 @@ def reconstruct_from_videos(
     )
     seconds.update(reconstruction.diagnostics.stage_seconds)
     with timed(seconds, "body"):
-        body = load_body_model(config.body, device)
-        if body is not None:
-            reconstruction = replace(
-                reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device)
-            )
+        reconstruction = fit_bodies(reconstruction, config, device)
     report("body", 1.0)
     with timed(seconds, "scene"):
         up = None if source == "pi3x" else WORLD_UP  # Pi3X's world is only roughly upright
@@ -172,23 +170,36 @@ def self_calibrate(
     return calibrate_from_people(observations, tracklets, num_frames, sizes, names, config.cameras)
 
 
-def _self_calibrate(
-    perception: PerceptionResult, clips: Sequence[ClipInfo], num_frames: int, config: ReconstructionConfig
+def place_cameras_from_people(
+    perception: PerceptionResult,
+    sizes: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    sources: Sequence[str],
+    num_frames: int,
+    config: ReconstructionConfig,
 ) -> tuple[CameraRig, CalibrationReport, np.ndarray]:
-    """The cameras from the people; the views placed (clip indices); an error if none is."""
-    sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
+    """The cameras from the people; the views placed (indices); an error if none is. ``sources``: what
+    each view was read from (clip or folder), for the messages."""
     found = self_calibrate(perception.observations, sizes, names, num_frames, config)
     rig, calibration = found.rig, found.report
     if not len(rig):
         why = "; ".join(f"{c.name}: {c.reason}" for c in calibration.cameras)
         raise InputError(f"the cameras could not be found from the people ({why})")
-    views = np.array([names.index(name) for name in rig.names])
+    views = np.array([list(names).index(name) for name in rig.names])
     messages = [
-        f"{clips[v].path}: camera not placed ({c.reason}); the view is left out"
+        f"{sources[v]}: camera not placed ({c.reason}); the view is left out"
         for v, c in enumerate(calibration.cameras)
         if not c.placed
     ]
     return rig, replace(calibration, messages=(*calibration.messages, *messages)), views
+
+
+def fit_bodies(reconstruction: Reconstruction, config: ReconstructionConfig, device: str) -> Reconstruction:
+    """The configured body model fitted to every person (none: the skeletons stay)."""
+    body = load_body_model(config.body, device)
+    if body is None:
+        return reconstruction
+    return replace(reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device))
 
 
 def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:

@@ -1,0 +1,138 @@
+"""Reconstruction from another detector's 2D keypoints (OpenPose-style JSON per camera) instead of clips.
+
+The same stages as from clips, from the observations the files give (``core.perception.flat_hints``):
+cameras from the calibration or from the people, then tracking, association, fusion, the body fit and
+the floor. Without the clips there are no images: the floor is fitted to the feet but not coloured, and
+the scene network cannot run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.cameras.report import CalibrationReport
+from core.cameras.sources import camera_source, stand_in_rig
+from core.config import ReconstructionConfig
+from core.engine.pipeline import reconstruct_from_observations
+from core.engine.timing import timed
+from core.engine.video_pipeline import StageProgress, fit_bodies, place_cameras_from_people
+from core.errors import InputError
+from core.io.calibration import match_clips, read_calibration
+from core.io.openpose import read_openpose_folder
+from core.io.video import FrameRange
+from core.perception import PerceptionResult
+from core.perception.flat_hints import FlatObserver
+from core.reconstruction import Reconstruction
+from core.scene.ground import WORLD_UP, fit_ground
+from core.types import CameraRig
+
+
+def reconstruct_from_keypoints(
+    folder: Path,
+    calibration: Path | None,
+    layout: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    fps: float = 30.0,
+    frames: FrameRange | None = None,
+    config: ReconstructionConfig | None = None,
+    progress: StageProgress | None = None,
+    device: str = "cpu",
+) -> Reconstruction:
+    """Reconstruct the people whose keypoints ``folder`` holds (``<camera>_json/`` per camera, matched
+    to the calibration's cameras in order). ``image_size``: every camera's (width, height), needed
+    without a calibration; ``fps``: the frame rate the files were taken at."""
+    config = config or ReconstructionConfig()
+    frames = frames or FrameRange()
+    report = progress or (lambda stage, fraction: None)
+    seconds: dict[str, float] = {}
+    with timed(seconds, "ingest"):
+        source = camera_source(config.cameras, config.networks, calibration)
+        if source == "pi3x":
+            raise InputError(
+                "Pi3X estimates the cameras from images: with --keypoints give a calibration or use "
+                "--cameras people"
+            )
+        detections = read_openpose_folder(Path(folder), layout)
+        names = list(detections.cameras)
+        cameras = _cameras(calibration, image_size, names, config)
+        indices = frames.indices(detections.num_frames)
+        step = np.full(detections.num_frames, -1)
+        step[indices] = np.arange(len(indices))
+        kept = step[detections.frame] >= 0
+        columns = {
+            "view": detections.view[kept],
+            "keypoints2d": detections.keypoints[kept],
+            "confidence": detections.confidence[kept],
+        }
+        frame = step[detections.frame[kept]]
+        observer = FlatObserver(detections.names)
+        perception = PerceptionResult(
+            observer.to_observations(columns, frame, cameras), detections.messages, columns, frame
+        )
+    report("ingest", 1.0)
+    calibration_report = CalibrationReport(source)
+    if source == "people":
+        with timed(seconds, "cameras"):
+            sizes = [(c.width, c.height) for c in cameras.cameras]
+            folders = [str(Path(folder) / f"{name}_json") for name in names]
+            cameras, calibration_report, views = place_cameras_from_people(
+                perception, sizes, names, folders, len(indices), config
+            )
+            perception = perception.placed_in(observer, cameras, views)
+            if config.cameras.hints.height_m is not None:  # the height fixes the scale
+                config = replace(config, scale=replace(config.scale, mode="off"))
+        report("cameras", 1.0)
+
+    reconstruction = reconstruct_from_observations(
+        perception.observations,
+        cameras,
+        len(indices),
+        fps / frames.step,
+        config,
+        lambda stage, _fraction: report(stage, 1.0),
+    )
+    seconds.update(reconstruction.diagnostics.stage_seconds)
+    with timed(seconds, "body"):
+        reconstruction = fit_bodies(reconstruction, config, device)
+    report("body", 1.0)
+    plane = fit_ground(reconstruction.persons, config.ground, WORLD_UP)
+    diagnostics = reconstruction.diagnostics
+    return replace(
+        reconstruction,
+        ground=np.full(4, np.nan) if plane is None else np.append(plane.normal, plane.offset),
+        diagnostics=replace(
+            diagnostics,
+            stage_seconds=seconds,
+            messages=perception.messages + calibration_report.messages + diagnostics.messages,
+        ),
+        first_frame=detections.first_frame + int(indices[0]),
+        frame_step=frames.step,
+        calibration=calibration_report,
+    )
+
+
+def _cameras(
+    calibration: Path | None,
+    image_size: tuple[int, int] | None,
+    names: list[str],
+    config: ReconstructionConfig,
+) -> CameraRig:
+    """The calibration's cameras (checked against ``image_size`` where given), or stand-ins of
+    ``image_size`` for the people to calibrate."""
+    if calibration is not None:
+        rig = read_calibration(Path(calibration))
+        sizes = [image_size] * len(rig) if image_size else [(c.width, c.height) for c in rig.cameras]
+        if any(w == 0 or h == 0 for w, h in sizes):
+            raise InputError(
+                f"{calibration}: the cameras' image size is not in the file: give --image-size W H"
+            )
+        return match_clips(rig, sizes, names, Path(calibration))
+    if image_size is None:
+        raise InputError(
+            "without a calibration the cameras come from the people, who need the image size: give "
+            "--image-size W H (the size of the images the keypoints were detected in)"
+        )
+    return stand_in_rig([image_size] * len(names), names, config.cameras.hints)

@@ -1,0 +1,156 @@
+"""OpenPose-style JSON keypoints: reading Pose2Sim's layout, recognising the layout, clear errors, and a
+synthetic scene reconstructed from files of projected joints against its true joints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import ReconstructionConfig
+from core.engine.keypoint_pipeline import reconstruct_from_keypoints
+from core.errors import InputError
+from core.evaluation.synthetic import SyntheticConfig, make_scene
+from core.io.calibration import write_calibration
+from core.io.openpose import read_openpose_folder
+from core.keypoints import BODY25_NAMES, BODY25B_NAMES, HALPE26_NAMES, KEYPOINT_LAYOUTS
+from core.skeleton import JOINT_NAMES
+
+
+def write_frame(path: Path, people: list[np.ndarray]) -> None:
+    """One OpenPose JSON file: each person's (K, 3) x, y, confidence flattened, as OpenPose writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "version": 1.3,
+        "people": [{"person_id": [-1], "pose_keypoints_2d": p.ravel().tolist()} for p in people],
+    }
+    path.write_text(json.dumps(document))
+
+
+def standing_person(names: tuple[str, ...], x: float) -> np.ndarray:
+    """A person upright in the image around column ``x``: plausible pixels for the named keypoints."""
+    height = {"nose": 100, "neck": 160, "upper_neck": 150, "head_top": 60, "shoulder": 170, "elbow": 260,
+              "wrist": 340, "hip": 380, "knee": 520, "ankle": 650, "eye": 90, "ear": 95, "mid_hip": 380,
+              "foot_index": 670, "small_toe": 668, "heel": 660}  # fmt: skip
+    people = np.zeros((len(names), 3))
+    for k, name in enumerate(names):
+        side, _, part = name.partition("_")
+        part = part if side in ("left", "right") else name
+        offset = {"left": 40.0, "right": -40.0}.get(side, 0.0)  # seen from the front: left on the right
+        people[k] = x + offset, height.get(part, 300), 0.9  # hands and face details: mid-height
+    return people
+
+
+def test_reads_pose2sim_folders_with_frame_numbers_from_file_names(tmp_path: Path) -> None:
+    person = standing_person(BODY25B_NAMES, 500.0)
+    for number in range(5, 9):
+        write_frame(tmp_path / "cam1_json" / f"cam01.{number:04d}.json", [person, person + [300, 0, 0]])
+        if number != 7:  # one frame without a file in the second camera
+            write_frame(tmp_path / "cam10_json" / f"c10_{number:012d}_keypoints.json", [person])
+    write_frame(tmp_path / "cam2_json" / "cam02.0009.json", [standing_person(BODY25B_NAMES, 800.0)])
+    found = read_openpose_folder(tmp_path)
+    assert found.cameras == ("cam1", "cam2", "cam10")  # natural order
+    assert found.layout == "body25b" and found.names == BODY25B_NAMES
+    assert (found.first_frame, found.num_frames) == (5, 5)
+    assert np.bincount(found.view).tolist() == [8, 1, 3]
+    assert found.frame[found.view == 1].tolist() == [4]
+    np.testing.assert_array_equal(found.keypoints[0], person[:, :2])
+    assert any("cam10_json: files for 3 of the 5 frames" in m for m in found.messages)
+
+
+def test_recognises_every_layout_by_count_and_body25_from_body25b_by_the_neck(tmp_path: Path) -> None:
+    for layout, (names, count) in KEYPOINT_LAYOUTS.items():
+        person = np.zeros((count, 3))
+        person[: len(names)] = standing_person(names, 400.0)
+        write_frame(tmp_path / layout / "cam1_json" / "f0.json", [person])
+        assert read_openpose_folder(tmp_path / layout).layout == layout
+
+
+def test_unfound_keypoints_and_sparse_people_are_left_out(tmp_path: Path) -> None:
+    person = standing_person(BODY25_NAMES, 500.0)
+    sparse = person.copy()
+    sparse[4:, 2] = 0.0  # four keypoints only
+    holed = person.copy()
+    holed[3] = np.nan
+    write_frame(tmp_path / "a_json" / "0.json", [holed, sparse])
+    found = read_openpose_folder(tmp_path, "body25")
+    assert len(found.view) == 1
+    assert found.confidence[0, 3] == 0.0 and np.isfinite(found.keypoints).all()
+    assert any("1 detections with fewer than 5 confident keypoints left out" in m for m in found.messages)
+
+
+def test_bad_folders_and_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a folder"):
+        read_openpose_folder(tmp_path / "missing")
+    with pytest.raises(InputError, match="no <camera>_json/ folder"):
+        read_openpose_folder(tmp_path)
+    write_frame(tmp_path / "a_json" / "frame3.json", [standing_person(HALPE26_NAMES, 300.0)])
+    with pytest.raises(
+        InputError, match=r"frame3\.json: people of 26 keypoints, but the layout body25 has 25"
+    ):
+        read_openpose_folder(tmp_path, "body25")
+    with pytest.raises(InputError, match="unknown keypoint layout 'openpose'"):
+        read_openpose_folder(tmp_path, "openpose")
+    (tmp_path / "a_json" / "frame4.json").write_text('{"people": [')
+    with pytest.raises(InputError, match=r"frame4\.json: not a readable JSON file"):
+        read_openpose_folder(tmp_path)
+    (tmp_path / "a_json" / "frame4.json").write_text('{"people": [{"pose_keypoints_2d": [1, 2]}]}')
+    with pytest.raises(InputError, match=r"frame4\.json: person 0: 'pose_keypoints_2d' is not a list"):
+        read_openpose_folder(tmp_path)
+    (tmp_path / "a_json" / "frame4.json").unlink()
+    write_frame(tmp_path / "a_json" / "last.json", [])
+    with pytest.raises(InputError, match=r"last\.json: no frame number in the file name"):
+        read_openpose_folder(tmp_path)
+
+
+def scene_as_halpe(scene, folder: Path) -> None:
+    """The synthetic scene's projected joints written as Halpe-26 files, one folder per camera; the
+    Halpe keypoints that are not SMPL-X joints (face, feet) as not found."""
+    o = scene.observations
+    columns = [(k, JOINT_NAMES.index(n)) for k, n in enumerate(HALPE26_NAMES) if n in JOINT_NAMES]
+    people = np.zeros((len(o), len(HALPE26_NAMES), 3))
+    for k, j in columns:
+        people[:, k, :2] = o.keypoints2d[:, j]
+        people[:, k, 2] = o.keypoint_confidence[:, j]
+    for v, camera in enumerate(scene.true_cameras.cameras):
+        for t in range(scene.config.frames):
+            rows = np.flatnonzero((o.view == v) & (o.frame == t))
+            write_frame(folder / f"{camera.name}_json" / f"{camera.name}_{t:06d}.json", list(people[rows]))
+
+
+def test_a_synthetic_scene_from_keypoint_files_has_its_people_where_they_are(tmp_path: Path) -> None:
+    config = SyntheticConfig(persons=2, views=3, frames=40, keypoint_noise_px=1.0, false_positive_rate=0.0)
+    scene = make_scene(config)
+    scene_as_halpe(scene, tmp_path / "pose")
+    write_calibration(scene.true_cameras, tmp_path / "Calib.toml")
+    settings = ReconstructionConfig()
+    settings = settings.__class__(**{**settings.__dict__, "body": settings.body.__class__(model="none")})
+    result = reconstruct_from_keypoints(tmp_path / "pose", tmp_path / "Calib.toml", config=settings)
+    assert len(result.persons) == 2
+    names = [n for n in ("left_knee", "right_ankle", "left_wrist", "right_shoulder") if n in JOINT_NAMES]
+    errors = []
+    for person in result.persons:
+        found = person.joints[:, [person.joint_names.index(n) for n in names]]  # (F, 4, 3)
+        truth = scene.joints[:, person.frames][:, :, [JOINT_NAMES.index(n) for n in names]]  # (P, F, 4, 3)
+        gap = np.linalg.norm(found[None] - truth, axis=-1)
+        errors.append(np.nanmedian(gap, axis=(1, 2)).min())  # against the nearest true person
+    assert max(errors) < 0.02, errors
+
+
+def test_reconstruct_command_takes_clips_or_keypoints_and_an_image_size_without_calibration(
+    tmp_path: Path, capsys
+) -> None:
+    from studio.cli import main
+
+    write_frame(tmp_path / "pose" / "a_json" / "0.json", [standing_person(BODY25_NAMES, 300.0)])
+    for args, message in (
+        ([], "give the clips (--videos) or another detector's keypoints (--keypoints DIR)"),
+        (["--videos", "a.mp4", "--keypoints", str(tmp_path / "pose")], "one of them"),
+        (["--keypoints", str(tmp_path / "pose")], "give --image-size W H"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(["reconstruct", "--out", str(tmp_path / "out"), *args])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
