@@ -4,8 +4,9 @@ Pose2Sim (BSD-3, github.com/perfanalytics/pose2sim) is the open-source peer for 
 triangulation. This script hands it exactly what our engine saw: the reconstruction's cameras as a
 Pose2Sim ``Calib.toml`` and every BlazePose detection of every view and frame (whatever tracklet it
 joined) as OpenPose JSON. It runs Pose2Sim's person association and triangulation in Pose2Sim's own
-virtual environment with its Demo_MultiPerson configuration (pose model ``BLAZEPOSE``, whose keypoint
-ids are BlazePose's landmark indices), reads the TRC files back, matches its persons to ours
+virtual environment with its Demo_MultiPerson configuration (the pose model of the detections' layout:
+``BLAZEPOSE`` for the embedded detector, ``BODY_25B`` for OpenPose files read by ``--keypoints``…, whose
+keypoint ids are the layout's indices), reads the TRC files back, matches its persons to ours
 (Hungarian on mean 3D joint distance) and prints persons, frames, reprojection errors measured by our
 projection code against the detections each method attributed to the person, seconds, and the 3D
 distance between matched persons.
@@ -41,7 +42,8 @@ from scipy.optimize import linear_sum_assignment
 from core.engine.handedness import mirror_permutation
 from core.geometry import project_points
 from core.io.calibration import write_calibration
-from core.keypoints import BLAZEPOSE_NAMES
+from core.io.openpose import openpose_files
+from core.keypoints import KEYPOINT_LAYOUTS
 from core.reconstruction import Reconstruction
 from core.types import Observations
 
@@ -56,12 +58,23 @@ INLIER_PX = 15.0
 
 POSE2SIM_OVERRIDES = {
     "project": {"multi_person": True},
-    "pose": {"pose_model": "BLAZEPOSE"},
+    "pose": {},
     # 'nan' rather than the demo's 'last_value': frames where Pose2Sim lost a person stay empty instead
     # of repeating its last pose, so frame counts and distances only see what it reconstructed.
     "triangulation": {"fill_large_gaps_with": "nan", "make_c3d": False},
 }
-"""Changes to Pose2Sim's Demo_MultiPerson Config.toml (everything else is the demo's)."""
+"""Changes to Pose2Sim's Demo_MultiPerson Config.toml (everything else is the demo's; the pose model is
+the detections' layout's)."""
+
+POSE2SIM_MODELS = {
+    "blazepose33": "BLAZEPOSE",
+    "body25": "BODY_25",
+    "body25b": "BODY_25B",
+    "coco17": "COCO_17",
+    "halpe26": "HALPE_26",
+}
+"""Pose2Sim's skeleton for our keypoint layouts (its keypoint ids are the layout's indices); COCO-WholeBody
+is not among them: we keep its 23 body points, Pose2Sim's COCO_133 reads all 133."""
 
 # Runs inside Pose2Sim's virtual environment: argv = project directory, JSON of config overrides.
 _RUNNER = """
@@ -123,39 +136,22 @@ class Pose2SimRun:
 
 
 def write_openpose_json(observations: Observations, num_views: int, num_frames: int, pose_dir: Path) -> None:
-    """Write every detection as OpenPose JSON, one folder per view and one file per frame.
-
-    Each person entry carries its observation row in ``person_id`` (Pose2Sim copies entries whole into
-    its associated files, so the row tells which detections it grouped). Non-finite keypoints are
-    written as ``0, 0, 0`` (OpenPose's "not detected").
-    """
-    keypoints = np.concatenate([observations.keypoints2d, observations.keypoint_confidence[..., None]], -1)
-    keypoints = np.where(np.isfinite(keypoints).all(-1, keepdims=True), keypoints, 0.0)  # (N, K, 3)
-    rows_of = rows_by_view_frame(observations)
-    for view in range(num_views):
-        (pose_dir / f"view{view + 1:02d}_json").mkdir(parents=True)
-        for frame in range(num_frames):
-            people = [
-                {"person_id": [int(row)], "pose_keypoints_2d": keypoints[row].ravel().tolist()}
-                for row in rows_of.get((view, frame), [])
-            ]
-            json_path(pose_dir, view, frame).write_text(json.dumps({"version": 1.3, "people": people}))
+    """Write every detection as OpenPose JSON, one folder per view and one file per frame; each person
+    entry's ``person_id`` is its observation row (Pose2Sim copies entries whole into its associated
+    files, so the row tells which detections it grouped)."""
+    views = tuple(f"view{view + 1:02d}" for view in range(num_views))
+    o = observations
+    files = openpose_files(
+        o.keypoints2d, o.keypoint_confidence, o.view, o.frame, views, np.arange(num_frames)
+    )
+    for path, text in files.items():
+        (pose_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (pose_dir / path).write_text(text)
 
 
 def json_path(pose_dir: Path, view: int, frame: int) -> Path:
     """Where the OpenPose JSON of one view and frame lives (Pose2Sim sorts by the last number)."""
     return pose_dir / f"view{view + 1:02d}_json" / f"view{view + 1:02d}_{frame:06d}.json"
-
-
-def rows_by_view_frame(observations: Observations) -> dict[tuple[int, int], Int[np.ndarray, " M"]]:
-    """Observation rows of each (view, frame) that has any."""
-    order = np.lexsort((observations.frame, observations.view))
-    keys = np.stack([observations.view[order], observations.frame[order]], 1)  # (N, 2), sorted
-    starts = np.flatnonzero(np.r_[True, (np.diff(keys, axis=0) != 0).any(1)])
-    return {
-        (int(keys[a, 0]), int(keys[a, 1])): rows
-        for a, rows in zip(starts, np.split(order, starts[1:]), strict=True)
-    }
 
 
 def read_trc(path: Path) -> tuple[list[str], Int[np.ndarray, " F"], Float[np.ndarray, "F J 3"]]:
@@ -179,8 +175,9 @@ def run_pose2sim(
 ) -> Pose2SimRun:
     """Write a Pose2Sim project from a reconstruction's cameras and detections, run it, read it back."""
     observations = reconstruction.observations
-    if tuple(observations.keypoint_names) != BLAZEPOSE_NAMES:
-        raise ValueError("Pose2Sim's BLAZEPOSE model needs observations in BlazePose's 33-landmark layout")
+    layouts = [k for k, (names, _) in KEYPOINT_LAYOUTS.items() if names == observations.keypoint_names]
+    if not layouts or layouts[0] not in POSE2SIM_MODELS:
+        raise ValueError(f"Pose2Sim is given detections in one of the layouts {', '.join(POSE2SIM_MODELS)}")
     if project.exists():
         shutil.rmtree(project)
     (project / "calibration").mkdir(parents=True)
@@ -190,6 +187,7 @@ def run_pose2sim(
 
     overrides = json.loads(json.dumps(POSE2SIM_OVERRIDES))  # a deep copy
     overrides["project"]["frame_rate"] = int(round(reconstruction.fps))
+    overrides["pose"]["pose_model"] = POSE2SIM_MODELS[layouts[0]]
     overrides["triangulation"]["undistort_points"] = undistort_points
     start = time.perf_counter()
     log_path = project / "pose2sim_output.txt"
@@ -204,7 +202,7 @@ def run_pose2sim(
     log = (project / "logs.txt").read_text().splitlines()
     log_lines = tuple(line.strip() for line in log if " took " in line or "--> Mean reprojection" in line)
 
-    landmark = {name: BLAZEPOSE_NAMES[i] for name, i in result["keypoint_ids"].items()}
+    landmark = {name: observations.keypoint_names[i] for name, i in result["keypoint_ids"].items()}
     trcs = sorted((project / "pose-3d").glob("*.trc"), key=lambda p: int(re.findall(r"_P(\d+)_", p.name)[-1]))
     persons = [read_trc(path) for path in trcs]
     names = tuple(landmark[name] for name in persons[0][0]) if persons else ()

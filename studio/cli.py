@@ -30,6 +30,7 @@ from studio.export import (
     export_body_glb,
     export_calib_toml,
     export_joints_json,
+    export_openpose_json,
     export_points_ply,
     export_smplx_npz,
 )
@@ -314,7 +315,7 @@ def summary(directory: Positional[Path], json: bool = False) -> None:
 def export(
     directory: Positional[Path],
     out: Path,
-    format: Literal["joints-json", "ply", "calib-toml", "smplx-npz", "glb"] = "joints-json",
+    format: Literal["joints-json", "ply", "calib-toml", "openpose-json", "smplx-npz", "glb"] = "joints-json",
     coarse: bool = False,
 ) -> None:
     """Write a saved reconstruction in a format other tools read.
@@ -322,14 +323,15 @@ def export(
     Args:
         directory: A directory written by `reconstruct` or `demo`.
         out: The file to write (joints-json, ply, calib-toml: a name ending in .toml), or the folder to
-            write one file per person into (smplx-npz, glb).
+            write one file per person into (smplx-npz, glb) or one folder per camera (openpose-json).
         format: joints-json: {person_id: {frame: {joint: [x, y, z]}}} in world metres; ply: the scene
             points (the textured floor) with their colours; calib-toml: the cameras as a Pose2Sim
             Calib.toml (intrinsics, distortion, Rodrigues rotation and translation, world→camera);
-            smplx-npz: person_<id>.npz, each fitted person's body parameters per frame in AMASS's
-            SMPL-X layout (poses, trans, betas or Anny phenotypes, frames, mocap_framerate); glb:
-            person_<id>.glb, each fitted person's mesh per frame (nodes frame_<n>) and the camera
-            frustums, glTF y up.
+            openpose-json: every detection as OpenPose JSON, <camera>_json/<camera>_<frame>.json, in
+            the detector's layout (BlazePose's 33: Pose2Sim's BLAZEPOSE); smplx-npz: person_<id>.npz,
+            each fitted person's body parameters per frame in AMASS's SMPL-X layout (poses, trans,
+            betas, Anny phenotypes, frames, mocap_frame_rate); glb: person_<id>.glb, each fitted
+            person's mesh per frame (nodes frame_<n>) and the camera frustums, glTF y up.
         coarse: glb with Anny: the viewer's 1,229-vertex mesh instead of the full one (built once,
             about a minute).
     """
@@ -338,6 +340,9 @@ def export(
         print(describe_body_export(export_body_glb(reconstruction, out, coarse), format, out))
     elif format == "smplx-npz":
         print(describe_body_export(export_smplx_npz(reconstruction, out), format, out))
+    elif format == "openpose-json":
+        written = export_openpose_json(reconstruction, out)
+        print(f"{format} written to {out}: {', '.join(p.name for p in written)}")
     elif format == "calib-toml":
         export_calib_toml(reconstruction, out)
         print(f"{format} written to {out}: {', '.join(reconstruction.cameras.names)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ from jaxtyping import Float, Int, UInt8
 from core.body.config import EXPORT_TOPOLOGY, VIEWER_TOPOLOGY, BodyConfig
 from core.errors import InputError
 from core.io.calibration.pose2sim import pose2sim_toml
+from core.io.openpose import openpose_files
+from core.keypoints import KEYPOINT_LAYOUTS
 from core.reconstruction import Reconstruction
 from core.staging import staging_path
 from core.types import Camera, PersonTrack
@@ -106,6 +109,43 @@ def export_points_ply(reconstruction: Reconstruction, path: Path) -> None:
 
     cloud = trimesh.PointCloud(reconstruction.points, colors=reconstruction.point_colors)
     write_atomically(path, cloud.export(file_type="ply"))
+
+
+def export_openpose_json(reconstruction: Reconstruction, folder: Path) -> tuple[Path, ...]:
+    """Every detection of the run as OpenPose JSON in Pose2Sim's layout (``core.io.openpose``), one
+    folder per camera and one file per clip frame, keypoints in the detector's layout (BlazePose's 33
+    for the embedded detector: Pose2Sim's ``BLAZEPOSE`` model); what Pose2Sim and EasyMocap read, and
+    ``reconstruct --keypoints`` reads back. Each camera's folder is written whole or not at all; the
+    folders, returned, replace those of the same names."""
+    o = reconstruction.observations
+    layouts = [name for name, (names, count) in KEYPOINT_LAYOUTS.items() if names == o.keypoint_names]
+    if not layouts:
+        raise InputError(
+            f"the detections' {len(o.keypoint_names)} keypoints ({', '.join(o.keypoint_names[:3])}, …) are "
+            f"in none of the layouts other tools read ({', '.join(KEYPOINT_LAYOUTS)})"
+        )
+    files = openpose_files(
+        o.keypoints2d,
+        o.keypoint_confidence,
+        o.view,
+        clip_frame_numbers(reconstruction, o.frame),
+        reconstruction.cameras.names,
+        clip_frame_numbers(reconstruction, np.arange(reconstruction.num_frames)),
+    )
+    by_camera: dict[Path, dict[Path, str]] = {}
+    for path, text in files.items():
+        by_camera.setdefault(Path(folder) / path.parent, {})[path.name] = text
+    for target, contents in by_camera.items():  # each camera's folder whole, through a staging folder
+        staged = staging_path(target, "writing")
+        try:
+            staged.mkdir(parents=True)
+            for name, text in contents.items():
+                (staged / name).write_text(text, encoding="utf-8")
+            shutil.rmtree(target, ignore_errors=True)
+            staged.rename(target)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+    return tuple(by_camera)
 
 
 def export_calib_toml(reconstruction: Reconstruction, path: Path) -> None:

@@ -20,7 +20,7 @@ from jaxtyping import Float, Int
 from core.errors import InputError
 from core.keypoints import KEYPOINT_LAYOUTS
 
-__all__ = ["KeypointDetections", "read_openpose_folder", "camera_folders"]
+__all__ = ["KeypointDetections", "camera_folders", "openpose_files", "read_openpose_folder"]
 
 MIN_KEYPOINTS = 5
 """A person with fewer confident keypoints than this is dropped: too little to place or match."""
@@ -110,6 +110,36 @@ def read_openpose_folder(folder: Path, layout: str | None = None) -> KeypointDet
         num_frames=span,
         messages=tuple(messages),
     )
+
+
+def openpose_files(
+    keypoints: Float[np.ndarray, "N K 2"],
+    confidence: Float[np.ndarray, "N K"],
+    view: Int[np.ndarray, " N"],
+    frame: Int[np.ndarray, " N"],
+    cameras: tuple[str, ...],
+    frames: Int[np.ndarray, " F"],
+) -> dict[Path, str]:
+    """Detections as OpenPose JSON in Pose2Sim's layout, relative path → text: per camera a
+    ``<camera>_json/`` folder with a file ``<camera>_<frame:06d>.json`` for every frame of ``frames``
+    (empty ``people`` where nobody was found). Each person's ``person_id`` is its row, so that a tool
+    that copies entries into its own files (Pose2Sim's association) tells which detections it grouped;
+    a keypoint that is not a number is written as OpenPose's "not found", 0, 0, 0."""
+    values = np.concatenate([keypoints, confidence[..., None]], axis=-1)
+    values = np.where(np.isfinite(values).all(axis=-1, keepdims=True), values, 0.0)
+    rows: dict[tuple[int, int], list[int]] = {}
+    for row, key in enumerate(zip(view.tolist(), frame.tolist(), strict=True)):
+        rows.setdefault(key, []).append(row)
+    files = {}
+    for v, camera in enumerate(cameras):
+        for number in frames.tolist():
+            people = [
+                {"person_id": [row], "pose_keypoints_2d": values[row].ravel().tolist()}
+                for row in rows.get((v, number), [])
+            ]
+            path = Path(f"{camera}_json") / f"{camera}_{number:06d}.json"
+            files[path] = json.dumps({"version": 1.3, "people": people})
+    return files
 
 
 def _read_camera(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:

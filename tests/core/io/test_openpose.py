@@ -3,6 +3,7 @@ synthetic scene reconstructed from files of projected joints against its true jo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from core.config import ReconstructionConfig
 from core.engine.keypoint_pipeline import reconstruct_from_keypoints
+from core.engine.pipeline import reconstruct_from_observations
 from core.errors import InputError
 from core.evaluation.synthetic import SyntheticConfig, make_scene
 from core.io.calibration import write_calibration
@@ -120,14 +122,21 @@ def scene_as_halpe(scene, folder: Path) -> None:
             write_frame(folder / f"{camera.name}_json" / f"{camera.name}_{t:06d}.json", list(people[rows]))
 
 
-def test_a_synthetic_scene_from_keypoint_files_has_its_people_where_they_are(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def from_files(tmp_path_factory):
+    """A synthetic scene written as Halpe-26 files and reconstructed from them with its calibration."""
+    folder = tmp_path_factory.mktemp("files")
     config = SyntheticConfig(persons=2, views=3, frames=40, keypoint_noise_px=1.0, false_positive_rate=0.0)
     scene = make_scene(config)
-    scene_as_halpe(scene, tmp_path / "pose")
-    write_calibration(scene.true_cameras, tmp_path / "Calib.toml")
+    scene_as_halpe(scene, folder / "pose")
+    write_calibration(scene.true_cameras, folder / "Calib.toml")
     settings = ReconstructionConfig()
-    settings = settings.__class__(**{**settings.__dict__, "body": settings.body.__class__(model="none")})
-    result = reconstruct_from_keypoints(tmp_path / "pose", tmp_path / "Calib.toml", config=settings)
+    settings = dataclasses.replace(settings, body=dataclasses.replace(settings.body, model="none"))
+    return scene, reconstruct_from_keypoints(folder / "pose", folder / "Calib.toml", config=settings)
+
+
+def test_a_synthetic_scene_from_keypoint_files_has_its_people_where_they_are(from_files) -> None:
+    scene, result = from_files
     assert len(result.persons) == 2
     names = [n for n in ("left_knee", "right_ankle", "left_wrist", "right_shoulder") if n in JOINT_NAMES]
     errors = []
@@ -154,3 +163,32 @@ def test_reconstruct_command_takes_clips_or_keypoints_and_an_image_size_without_
             main(["reconstruct", "--out", str(tmp_path / "out"), *args])
         assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_openpose_export_reads_back_as_the_same_detections(from_files, tmp_path: Path, capsys) -> None:
+    from studio.cli import main
+
+    _, result = from_files
+    result.save(tmp_path / "run")
+    main(["export", str(tmp_path / "run"), "--format", "openpose-json", "--out", str(tmp_path / "pose")])
+    assert "openpose-json written to" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "pose").iterdir()) == [f"cam0{v}_json" for v in range(3)]
+    back = read_openpose_folder(tmp_path / "pose")
+    o = result.observations
+    assert back.layout == "halpe26" and len(back.view) == len(o)
+    order = np.lexsort((o.frame, o.view))  # the files list each view's frames in order
+    np.testing.assert_array_equal(back.view, o.view[order])
+    np.testing.assert_array_equal(back.frame, o.frame[order])
+    found = o.keypoint_confidence[order] >= 0.1
+    np.testing.assert_allclose(back.keypoints[found], o.keypoints2d[order][found])
+    assert (back.confidence[~found] == 0).all()
+
+
+def test_openpose_export_refuses_keypoints_of_no_known_layout(tmp_path: Path) -> None:
+    from studio.export import export_openpose_json
+
+    scene = make_scene(SyntheticConfig(persons=1, views=2, frames=3))
+    reconstruction = reconstruct_from_observations(scene.observations, scene.cameras, 3, 30.0)
+    with pytest.raises(InputError, match="keypoints .* are in none of the layouts other tools read"):
+        export_openpose_json(reconstruction, tmp_path / "pose")
+    assert not (tmp_path / "pose").exists()
