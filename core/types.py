@@ -283,4 +283,9 @@ class Diagnostics:
     """Observations whose left and right keypoints fusion exchanged to agree with the other views."""
     dropped_observations: int = 0
     """Observations removed on input because an essential field was not finite."""
+    sync_offsets: Int[np.ndarray, " V"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Each view's frame offset against the first (the instant at its frame t is at frame t + offset of
+    the view), where the views were put in step; empty where they were taken as in step."""
+    sync_confidence: Float[np.ndarray, " V"] = field(default_factory=lambda: np.zeros(0))
+    """How far each estimated offset stands out, in [0, 1] (1 where given)."""
     messages: tuple[str, ...] = ()

@@ -226,6 +226,7 @@ def reconstruct(
     keypoint_layout: KeypointLayout | None = None,
     image_size: tuple[int, int] | None = None,
     fps: float = 30.0,
+    sync: str = "off",
     frames: str = ALL_FRAMES,
     device: Literal["cpu", "cuda"] = "cpu",
     config: ReconstructionConfig = _DEFAULT_CONFIG,
@@ -244,6 +245,9 @@ def reconstruct(
         image_size: Width and height of the images the keypoints were found in (with --keypoints and no
             calibration; a calibration's sizes are checked against it).
         fps: The keypoints' frame rate (with --keypoints).
+        sync: With --keypoints: off (the cameras' files are in step), auto (each camera's frame offset
+            from the calibrated cameras' epipolar geometry) or O1,O2,… (one offset per camera, the first
+            0: the instant at frame t of the first camera is at frame t + O of the other).
         frames: Frame range START:STOP:STEP of the clips or keypoint files (Python slice syntax).
         device: Where the networks run and the body model is fitted; the embedded detector and the engine
             run on the CPU.
@@ -267,6 +271,7 @@ def reconstruct(
                 keypoint_layout,
                 image_size,
                 fps,
+                sync,
                 FrameRange.parse(frames),
                 config,
                 progress=bars.update,

@@ -43,6 +43,12 @@ def summarize(reconstruction: Reconstruction) -> dict:
         "fps": reconstruction.fps,
         "scale_factor": diagnostics.scale_factor,
         "cameras": camera_table(reconstruction),
+        "sync_offsets": [
+            {"camera": name, "offset": int(offset), "confidence": round(float(confidence), 3)}
+            for name, offset, confidence in zip(
+                names, diagnostics.sync_offsets, diagnostics.sync_confidence, strict=False
+            )
+        ],
         "stage_seconds": {stage: round(s, 3) for stage, s in diagnostics.stage_seconds.items()},
         "total_seconds": round(sum(diagnostics.stage_seconds.values()), 3),
         "messages": list(diagnostics.messages),
@@ -95,6 +101,13 @@ def format_summary(summary: dict) -> str:
         lines.append(
             f"  {row['camera']}: focal {row['focal_px'] or float('nan'):.0f} px, reprojection "
             f"{'n/a' if error is None else f'{error:.2f} px'}, {row['verdict']}"
+        )
+    if summary["sync_offsets"]:
+        lines.append(
+            "in step with frame offsets "
+            + ", ".join(
+                f"{s['camera']} {s['offset']:+d} ({s['confidence']:.2f})" for s in summary["sync_offsets"]
+            )
         )
     lines.append(
         "seconds: "

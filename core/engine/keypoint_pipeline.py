@@ -17,6 +17,7 @@ from core.cameras.report import CalibrationReport
 from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
 from core.engine.pipeline import reconstruct_from_observations
+from core.engine.sync import SyncOffsets, epipolar_offsets, in_step, parse_offsets
 from core.engine.timing import timed
 from core.engine.video_pipeline import StageProgress, fit_bodies, place_cameras_from_people
 from core.errors import InputError
@@ -29,6 +30,9 @@ from core.reconstruction import Reconstruction
 from core.scene.ground import WORLD_UP, fit_ground
 from core.types import CameraRig
 
+MAX_SYNC_OFFSET = 60
+"""Frames searched either way for a camera's offset (two seconds at 30 fps)."""
+
 
 def reconstruct_from_keypoints(
     folder: Path,
@@ -36,6 +40,7 @@ def reconstruct_from_keypoints(
     layout: str | None = None,
     image_size: tuple[int, int] | None = None,
     fps: float = 30.0,
+    sync: str = "off",
     frames: FrameRange | None = None,
     config: ReconstructionConfig | None = None,
     progress: StageProgress | None = None,
@@ -43,7 +48,9 @@ def reconstruct_from_keypoints(
 ) -> Reconstruction:
     """Reconstruct the people whose keypoints ``folder`` holds (``<camera>_json/`` per camera, matched
     to the calibration's cameras in order). ``image_size``: every camera's (width, height), needed
-    without a calibration; ``fps``: the frame rate the files were taken at."""
+    without a calibration; ``fps``: the frame rate the files were taken at; ``sync``: ``off`` (the
+    cameras' files are in step), ``auto`` (each camera's offset from the epipolar geometry, which needs
+    the calibration) or ``O1,O2,…`` (one offset per camera, the first 0)."""
     config = config or ReconstructionConfig()
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
@@ -58,20 +65,22 @@ def reconstruct_from_keypoints(
         detections = read_openpose_folder(Path(folder), layout)
         names = list(detections.cameras)
         cameras = _cameras(calibration, image_size, names, config)
-        indices = frames.indices(detections.num_frames)
-        step = np.full(detections.num_frames, -1)
+        observer = FlatObserver(detections.names)
+        rows, frame, num_frames, start, offsets = _in_step(detections, cameras, observer, sync, source)
+        indices = frames.indices(num_frames)
+        step = np.full(num_frames, -1)
         step[indices] = np.arange(len(indices))
-        kept = step[detections.frame] >= 0
+        selected = step[frame] >= 0
+        kept, frame = rows[selected], step[frame[selected]]
         columns = {
             "view": detections.view[kept],
             "keypoints2d": detections.keypoints[kept],
             "confidence": detections.confidence[kept],
         }
-        frame = step[detections.frame[kept]]
-        observer = FlatObserver(detections.names)
         perception = PerceptionResult(
             observer.to_observations(columns, frame, cameras), detections.messages, columns, frame
         )
+        views = np.arange(len(names))
     report("ingest", 1.0)
     calibration_report = CalibrationReport(source)
     if source == "people":
@@ -106,12 +115,43 @@ def reconstruct_from_keypoints(
         diagnostics=replace(
             diagnostics,
             stage_seconds=seconds,
+            sync_offsets=offsets.offset[views] if offsets else diagnostics.sync_offsets,
+            sync_confidence=offsets.confidence[views] if offsets else diagnostics.sync_confidence,
             messages=perception.messages + calibration_report.messages + diagnostics.messages,
         ),
-        first_frame=detections.first_frame + int(indices[0]),
+        first_frame=detections.first_frame + start + int(indices[0]),
         frame_step=frames.step,
         calibration=calibration_report,
     )
+
+
+def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: str, source: str):
+    """The detections' rows and frames on one clock (``sync``), trimmed to the span every camera
+    covers: rows, their frames, the span's length, its start on the first camera's clock, and the
+    offsets (None with ``off``)."""
+    every = np.arange(len(detections.view))
+    if sync == "off":
+        return every, detections.frame, detections.num_frames, 0, None
+    V = len(detections.cameras)
+    if sync == "auto":
+        if source != "file":
+            raise InputError(
+                "--sync auto finds the offsets from the calibrated cameras' epipolar geometry: give "
+                "--calibration, or the offsets (--sync 0,O2,…)"
+            )
+        columns = {
+            "view": detections.view,
+            "keypoints2d": detections.keypoints,
+            "confidence": detections.confidence,
+        }
+        observations = observer.to_observations(columns, detections.frame, cameras)
+        found = epipolar_offsets(observations, cameras, MAX_SYNC_OFFSET)
+    else:
+        found = SyncOffsets(parse_offsets(sync, V), np.ones(V), np.zeros(V))
+    rows, frame, span = in_step(detections.view, detections.frame, found.offset, detections.camera_frames)
+    if span == 0:
+        raise InputError(f"with the offsets {found.offset.tolist()} the cameras share no frame")
+    return rows, frame, span, int(np.max(-found.offset)), found
 
 
 def _cameras(

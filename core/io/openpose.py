@@ -44,6 +44,9 @@ class KeypointDetections:
     """0 where a keypoint was not found (or is not a number)."""
     first_frame: int
     num_frames: int
+    camera_frames: Int[np.ndarray, " V"]
+    """Each camera's frames from the first frame to its last file (its clip's length where it starts at
+    the first frame)."""
     messages: tuple[str, ...]
 
     @property
@@ -73,12 +76,12 @@ def read_openpose_folder(folder: Path, layout: str | None = None) -> KeypointDet
         raise InputError(f"{folder}: no person in any JSON file")
     layout = layout or _recognise(counts, per_camera, folder)
     names, count = KEYPOINT_LAYOUTS[layout]
-    for files, people, _ in per_camera:
+    for path, (_, people, _) in zip(cameras, per_camera, strict=True):
         if people.size and people.shape[1] != count:
             raise InputError(
-                f"{files[0]}: people of {people.shape[1]} keypoints, but the layout {layout} has {count}"
+                f"{path}: people of {people.shape[1]} keypoints, but the layout {layout} has {count}"
             )
-    numbers = np.concatenate([frame for _, _, frame in per_camera])
+    numbers = np.concatenate([files for files, _, _ in per_camera])  # every file's frame number
     first = int(numbers.min())
     view, frame, points, messages = [], [], [], []
     for v, (path, (_, people, number)) in enumerate(zip(cameras, per_camera, strict=True)):
@@ -108,6 +111,7 @@ def read_openpose_folder(folder: Path, layout: str | None = None) -> KeypointDet
         confidence=people[..., 2],
         first_frame=first,
         num_frames=span,
+        camera_frames=np.array([files.max() - first + 1 for files, _, _ in per_camera]),
         messages=tuple(messages),
     )
 
@@ -142,26 +146,35 @@ def openpose_files(
     return files
 
 
-def _read_camera(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """One camera's files, its people ``(N, K, 3)`` and each person's frame number."""
+def _read_camera(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One camera's file numbers, its people ``(N, K, 3)`` and each person's frame number."""
     files = sorted(folder.glob("*.json"))
     if not files:
         raise InputError(f"{folder}: no JSON file in this camera folder")
+    file_numbers = _file_numbers(files)
     people, numbers = [], []
-    for path in files:
-        number = re.findall(r"\d+", path.stem)
-        if not number:
-            raise InputError(f"{path}: no frame number in the file name (its last number is the frame)")
+    for path, number in zip(files, file_numbers.tolist(), strict=True):
         for values in _people(path):
             people.append(values)
-            numbers.append(int(number[-1]))
+            numbers.append(number)
     sizes = {len(p) for p in people}
     if len(sizes) > 1:
         raise InputError(
             f"{folder}: people of different numbers of keypoints ({sorted(sizes)}) in one camera"
         )
     array = np.array(people, dtype=float).reshape(len(people), -1, 3) if people else np.zeros((0, 0, 3))
-    return files, array, np.array(numbers, dtype=np.int64)
+    return file_numbers, array, np.array(numbers, dtype=np.int64)
+
+
+def _file_numbers(files: list[Path]) -> np.ndarray:
+    """Each file's frame number: the last number of its name."""
+    numbers = []
+    for path in files:
+        found = re.findall(r"\d+", path.stem)
+        if not found:
+            raise InputError(f"{path}: no frame number in the file name (its last number is the frame)")
+        numbers.append(int(found[-1]))
+    return np.array(numbers, dtype=np.int64)
 
 
 def _people(path: Path) -> list[list[float]]:

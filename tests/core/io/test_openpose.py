@@ -89,9 +89,7 @@ def test_bad_folders_and_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no <camera>_json/ folder"):
         read_openpose_folder(tmp_path)
     write_frame(tmp_path / "a_json" / "frame3.json", [standing_person(HALPE26_NAMES, 300.0)])
-    with pytest.raises(
-        InputError, match=r"frame3\.json: people of 26 keypoints, but the layout body25 has 25"
-    ):
+    with pytest.raises(InputError, match=r"a_json: people of 26 keypoints, but the layout body25 has 25"):
         read_openpose_folder(tmp_path, "body25")
     with pytest.raises(InputError, match="unknown keypoint layout 'openpose'"):
         read_openpose_folder(tmp_path, "openpose")
@@ -192,3 +190,37 @@ def test_openpose_export_refuses_keypoints_of_no_known_layout(tmp_path: Path) ->
     with pytest.raises(InputError, match="keypoints .* are in none of the layouts other tools read"):
         export_openpose_json(reconstruction, tmp_path / "pose")
     assert not (tmp_path / "pose").exists()
+
+
+def test_keypoint_files_not_in_step_are_put_in_step_by_the_epipolar_geometry(tmp_path: Path, capsys) -> None:
+    from studio.cli import main
+
+    scene = make_scene(SyntheticConfig(persons=2, views=3, frames=60, keypoint_noise_px=1.0))
+    offsets = np.array([0, 6, -9])
+    frame = scene.observations.frame + offsets[scene.observations.view]
+    inside = (frame >= 0) & (frame < 60)
+    late = dataclasses.replace(
+        scene, observations=dataclasses.replace(scene.observations, frame=frame).take(np.flatnonzero(inside))
+    )
+    scene_as_halpe(late, tmp_path / "pose")
+    write_calibration(scene.true_cameras, tmp_path / "Calib.toml")
+    base = ["reconstruct", "--keypoints", str(tmp_path / "pose"), "--body", "none"]
+    main(
+        [
+            *base,
+            "--calibration",
+            str(tmp_path / "Calib.toml"),
+            "--sync",
+            "auto",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    capsys.readouterr()
+    main(["summary", str(tmp_path / "run"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert [s["offset"] for s in summary["sync_offsets"]] == offsets.tolist()
+    assert summary["persons"] == 2 and summary["frames"] == 60 - 6 - 9  # the span all three cover
+    with pytest.raises(SystemExit):
+        main([*base, "--image-size", "1920", "1080", "--sync", "auto", "--out", str(tmp_path / "x")])
+    assert "--sync auto finds the offsets from the calibrated cameras" in capsys.readouterr().err
