@@ -236,7 +236,8 @@ def reconstruct(
 
     Args:
         out: Directory the reconstruction is written to.
-        videos: One clip per camera, in the calibration's camera order.
+        videos: One clip per camera, in the calibration's camera order (with --keypoints: the clips the
+            keypoints were found in, one per camera folder, optional).
         calibration: Qualisys .qca.txt, Pose2Sim Calib.toml, EasyMocap intri/extri.yml or COLMAP text;
             optional: without one the cameras come from the people (--cameras people) or from Pi3X.
         keypoints: Instead of clips, a folder of OpenPose-style JSON per camera (<camera>_json/, one file
@@ -268,6 +269,7 @@ def reconstruct(
             reconstruction = reconstruct_from_keypoints(
                 keypoints,
                 calibration,
+                videos,
                 keypoint_layout,
                 image_size,
                 fps,

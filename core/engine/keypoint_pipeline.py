@@ -2,12 +2,13 @@
 
 The same stages as from clips, from the observations the files give (``core.perception.flat_hints``):
 cameras from the calibration or from the people, then tracking, association, fusion, the body fit and
-the floor. Without the clips there are no images: the floor is fitted to the feet but not coloured, and
-the scene network cannot run.
+the floor. The clips are optional: without them there are no images, so the floor is fitted to the feet
+but not coloured, and the scene network cannot run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +20,15 @@ from core.config import ReconstructionConfig
 from core.engine.pipeline import reconstruct_from_observations
 from core.engine.sync import SyncOffsets, epipolar_offsets, in_step, parse_offsets
 from core.engine.timing import timed
-from core.engine.video_pipeline import StageProgress, fit_bodies, place_cameras_from_people
+from core.engine.video_pipeline import StageProgress, add_ground, fit_bodies, place_cameras_from_people
 from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.openpose import read_openpose_folder
-from core.io.video import FrameRange
+from core.io.video import ClipInfo, FrameRange, probe_clips
 from core.perception import PerceptionResult
 from core.perception.flat_hints import FlatObserver
 from core.reconstruction import Reconstruction
-from core.scene.ground import WORLD_UP, fit_ground
+from core.scene.ground import WORLD_UP
 from core.types import CameraRig
 
 MAX_SYNC_OFFSET = 60
@@ -37,6 +38,7 @@ MAX_SYNC_OFFSET = 60
 def reconstruct_from_keypoints(
     folder: Path,
     calibration: Path | None,
+    videos: Sequence[Path] = (),
     layout: str | None = None,
     image_size: tuple[int, int] | None = None,
     fps: float = 30.0,
@@ -47,10 +49,12 @@ def reconstruct_from_keypoints(
     device: str = "cpu",
 ) -> Reconstruction:
     """Reconstruct the people whose keypoints ``folder`` holds (``<camera>_json/`` per camera, matched
-    to the calibration's cameras in order). ``image_size``: every camera's (width, height), needed
-    without a calibration; ``fps``: the frame rate the files were taken at; ``sync``: ``off`` (the
-    cameras' files are in step), ``auto`` (each camera's offset from the epipolar geometry, which needs
-    the calibration) or ``O1,O2,…`` (one offset per camera, the first 0)."""
+    to the calibration's cameras in order). ``videos``: the clips they were found in, optional (one per
+    camera folder, in order: their sizes, the floor's colours, the images the studio shows);
+    ``image_size``: every camera's (width, height), needed without a calibration or clips; ``fps``: the
+    frame rate the files were taken at; ``sync``: ``off`` (the cameras' files are in step), ``auto``
+    (each camera's offset from the epipolar geometry, which needs the calibration) or ``O1,O2,…`` (one
+    offset per camera, the first 0)."""
     config = config or ReconstructionConfig()
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
@@ -64,7 +68,9 @@ def reconstruct_from_keypoints(
             )
         detections = read_openpose_folder(Path(folder), layout)
         names = list(detections.cameras)
-        cameras = _cameras(calibration, image_size, names, config)
+        clips = _clips(videos, names, sync)
+        sizes = [(c.width, c.height) for c in clips] or ([image_size] * len(names) if image_size else None)
+        cameras = _cameras(calibration, sizes, names, config)
         observer = FlatObserver(detections.names)
         rows, frame, num_frames, start, offsets = _in_step(detections, cameras, observer, sync, source)
         indices = frames.indices(num_frames)
@@ -91,6 +97,7 @@ def reconstruct_from_keypoints(
                 perception, sizes, names, folders, len(indices), config
             )
             perception = perception.placed_in(observer, cameras, views)
+            clips = tuple(clips[v] for v in views) if clips else clips
             if config.cameras.hints.height_m is not None:  # the height fixes the scale
                 config = replace(config, scale=replace(config.scale, mode="off"))
         report("cameras", 1.0)
@@ -107,11 +114,12 @@ def reconstruct_from_keypoints(
     with timed(seconds, "body"):
         reconstruction = fit_bodies(reconstruction, config, device)
     report("body", 1.0)
-    plane = fit_ground(reconstruction.persons, config.ground, WORLD_UP)
+    first = detections.first_frame + start
+    with timed(seconds, "scene"):
+        reconstruction = add_ground(reconstruction, clips, frames, first + indices, config, WORLD_UP)
     diagnostics = reconstruction.diagnostics
     return replace(
         reconstruction,
-        ground=np.full(4, np.nan) if plane is None else np.append(plane.normal, plane.offset),
         diagnostics=replace(
             diagnostics,
             stage_seconds=seconds,
@@ -119,7 +127,8 @@ def reconstruct_from_keypoints(
             sync_confidence=offsets.confidence[views] if offsets else diagnostics.sync_confidence,
             messages=perception.messages + calibration_report.messages + diagnostics.messages,
         ),
-        first_frame=detections.first_frame + start + int(indices[0]),
+        clips=tuple(str(c.path) for c in clips),
+        first_frame=first + int(indices[0]),
         frame_step=frames.step,
         calibration=calibration_report,
     )
@@ -154,25 +163,43 @@ def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: str, 
     return rows, frame, span, int(np.max(-found.offset)), found
 
 
+def _clips(videos: Sequence[Path], names: list[str], sync: str) -> tuple[ClipInfo, ...]:
+    """The clips the keypoints were found in, one per camera folder in order (none: none given)."""
+    if not videos:
+        return ()
+    if sync != "off":
+        raise InputError(
+            "--sync with clips and keypoint files together is not supported yet: give one of them"
+        )
+    clips = probe_clips([Path(v) for v in videos])
+    if len(clips) != len(names):
+        raise InputError(
+            f"{len(clips)} clips ({', '.join(c.name for c in clips)}) for {len(names)} keypoint folders "
+            f"({', '.join(names)}); give one clip per camera folder, in the folders' order"
+        )
+    return clips
+
+
 def _cameras(
     calibration: Path | None,
-    image_size: tuple[int, int] | None,
+    sizes: list[tuple[int, int]] | None,
     names: list[str],
     config: ReconstructionConfig,
 ) -> CameraRig:
-    """The calibration's cameras (checked against ``image_size`` where given), or stand-ins of
-    ``image_size`` for the people to calibrate."""
+    """The calibration's cameras (checked against the images' ``sizes`` where known), or stand-ins of
+    those sizes for the people to calibrate."""
     if calibration is not None:
         rig = read_calibration(Path(calibration))
-        sizes = [image_size] * len(rig) if image_size else [(c.width, c.height) for c in rig.cameras]
+        sizes = sizes or [(c.width, c.height) for c in rig.cameras]
         if any(w == 0 or h == 0 for w, h in sizes):
             raise InputError(
-                f"{calibration}: the cameras' image size is not in the file: give --image-size W H"
+                f"{calibration}: the cameras' image size is not in the file: give the clips or "
+                "--image-size W H"
             )
         return match_clips(rig, sizes, names, Path(calibration))
-    if image_size is None:
+    if sizes is None:
         raise InputError(
             "without a calibration the cameras come from the people, who need the image size: give "
-            "--image-size W H (the size of the images the keypoints were detected in)"
+            "the clips or --image-size W H (the size of the images the keypoints were detected in)"
         )
-    return stand_in_rig([image_size] * len(names), names, config.cameras.hints)
+    return stand_in_rig(sizes, names, config.cameras.hints)

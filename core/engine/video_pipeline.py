@@ -138,7 +138,7 @@ def reconstruct_from_videos(
     report("body", 1.0)
     with timed(seconds, "scene"):
         up = None if source == "pi3x" else WORLD_UP  # Pi3X's world is only roughly upright
-        reconstruction = _add_ground(reconstruction, clips, frames, indices, config, up, scene)
+        reconstruction = add_ground(reconstruction, clips, frames, indices, config, up, scene)
     report("scene", 1.0)
     diagnostics = reconstruction.diagnostics
     return replace(
@@ -260,7 +260,7 @@ def _detect(
     )
 
 
-def _add_ground(
+def add_ground(
     reconstruction: Reconstruction,
     clips: Sequence[ClipInfo],
     frames: FrameRange,
@@ -271,7 +271,7 @@ def _add_ground(
 ) -> Reconstruction:
     """Fit the floor to the people's feet (its normal ``up`` when the world's up is known); the scene's
     points are Pi3X's when it ran (in the engine's scale), else the floor coloured from frames spread over
-    the range with the people masked out."""
+    the range (``indices``: the clips' frames) with the people masked out, none without clips."""
     plane = fit_ground(reconstruction.persons, config.ground, up)
     if scene is not None:
         factor = reconstruction.diagnostics.scale_factor
@@ -287,6 +287,8 @@ def _add_ground(
                 messages=(*reconstruction.diagnostics.messages, "no floor: no person to stand on it"),
             ),
         )
+    if not clips:
+        return replace(reconstruction, ground=np.append(plane.normal, plane.offset))
     masks = partial(
         people_masks,
         observations=reconstruction.observations,

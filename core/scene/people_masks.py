@@ -56,7 +56,7 @@ def people_masks(
     limb_width: float,
 ) -> list[Bool[np.ndarray, "H W"]]:
     """Per view, the pixels covered by the people of reconstruction frame ``frame``: the detections'
-    keypoints and the fitted people's joints projected, joined limb by limb by bands ``limb_width`` of
+    keypoints and the fitted people's joints that a view saw projected, joined limb by limb by bands ``limb_width`` of
     each person's extent in that image thick."""
     here = observations.frame == frame
     figures = [
@@ -71,7 +71,9 @@ def people_masks(
         at = np.flatnonzero(person.frames == frame)
         if at.size == 0:
             continue
-        joints = np.broadcast_to(person.joints[at[0]], (len(cameras), *person.joints.shape[1:]))
+        seen = person.joint_views[at[0]] > 0  # a joint no view saw is a guess: it masks nothing
+        placed = np.where(seen[:, None], person.joints[at[0]], np.nan)
+        joints = np.broadcast_to(placed, (len(cameras), *person.joints.shape[1:]))
         pixels = project_points(joints, cameras.K, cameras.dist, cameras.R, cameras.t)  # (V, J, 2)
         for view, figure in enumerate(figures):
             figure.extend(stick_figure(pixels[view, None], person.joint_names, limb_width))

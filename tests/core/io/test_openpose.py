@@ -130,11 +130,11 @@ def from_files(tmp_path_factory):
     write_calibration(scene.true_cameras, folder / "Calib.toml")
     settings = ReconstructionConfig()
     settings = dataclasses.replace(settings, body=dataclasses.replace(settings.body, model="none"))
-    return scene, reconstruct_from_keypoints(folder / "pose", folder / "Calib.toml", config=settings)
+    return scene, reconstruct_from_keypoints(folder / "pose", folder / "Calib.toml", config=settings), folder
 
 
 def test_a_synthetic_scene_from_keypoint_files_has_its_people_where_they_are(from_files) -> None:
-    scene, result = from_files
+    scene, result, _ = from_files
     assert len(result.persons) == 2
     names = [n for n in ("left_knee", "right_ankle", "left_wrist", "right_shoulder") if n in JOINT_NAMES]
     errors = []
@@ -154,8 +154,7 @@ def test_reconstruct_command_takes_clips_or_keypoints_and_an_image_size_without_
     write_frame(tmp_path / "pose" / "a_json" / "0.json", [standing_person(BODY25_NAMES, 300.0)])
     for args, message in (
         ([], "give the clips (--videos) or another detector's keypoints (--keypoints DIR)"),
-        (["--videos", "a.mp4", "--keypoints", str(tmp_path / "pose")], "one of them"),
-        (["--keypoints", str(tmp_path / "pose")], "give --image-size W H"),
+        (["--keypoints", str(tmp_path / "pose")], "give the clips or --image-size W H"),
     ):
         with pytest.raises(SystemExit) as stop:
             main(["reconstruct", "--out", str(tmp_path / "out"), *args])
@@ -166,7 +165,7 @@ def test_reconstruct_command_takes_clips_or_keypoints_and_an_image_size_without_
 def test_openpose_export_reads_back_as_the_same_detections(from_files, tmp_path: Path, capsys) -> None:
     from studio.cli import main
 
-    _, result = from_files
+    _, result, _ = from_files
     result.save(tmp_path / "run")
     main(["export", str(tmp_path / "run"), "--format", "openpose-json", "--out", str(tmp_path / "pose")])
     assert "openpose-json written to" in capsys.readouterr().out
@@ -224,3 +223,19 @@ def test_keypoint_files_not_in_step_are_put_in_step_by_the_epipolar_geometry(tmp
     with pytest.raises(SystemExit):
         main([*base, "--image-size", "1920", "1080", "--sync", "auto", "--out", str(tmp_path / "x")])
     assert "--sync auto finds the offsets from the calibrated cameras" in capsys.readouterr().err
+
+
+def test_keypoint_files_with_their_clips_colour_the_floor_and_keep_the_clips(
+    from_files, tmp_path: Path
+) -> None:
+    from studio.stand_in_clips import with_stand_in_clips
+
+    _, result, folder = from_files
+    clips = [Path(c) for c in with_stand_in_clips(result, tmp_path, downscale=1).clips]
+    settings = dataclasses.replace(result.config, body=dataclasses.replace(result.config.body, model="none"))
+    with_clips = reconstruct_from_keypoints(folder / "pose", folder / "Calib.toml", clips, config=settings)
+    assert with_clips.clips == tuple(map(str, clips))
+    assert np.isfinite(with_clips.ground).all() and len(with_clips.points) > 0  # the floor, coloured
+    assert len(result.points) == 0 and np.isfinite(result.ground).all()  # without clips: not coloured
+    with pytest.raises(InputError, match="2 clips .* for 3 keypoint folders"):
+        reconstruct_from_keypoints(folder / "pose", folder / "Calib.toml", clips[:2], config=settings)
