@@ -56,8 +56,8 @@ def people_masks(
     limb_width: float,
 ) -> list[Bool[np.ndarray, "H W"]]:
     """Per view, the pixels covered by the people of reconstruction frame ``frame``: the detections'
-    keypoints and the fitted people's joints that a view saw projected, joined limb by limb by bands ``limb_width`` of
-    each person's extent in that image thick."""
+    keypoints and the fitted people's joints that a view saw projected, joined limb by limb by bands
+    ``limb_width`` of each person's extent in that image thick."""
     here = observations.frame == frame
     figures = [
         stick_figure(
