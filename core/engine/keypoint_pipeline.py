@@ -91,6 +91,9 @@ def reconstruct_from_keypoints(
     calibration_report = CalibrationReport(source)
     if source == "people":
         with timed(seconds, "cameras"):
+            # Flat figures' orientations say nothing of how two views are turned: no check on them.
+            people = replace(config.cameras.people, max_landmark_rotation_deg=180.0)
+            config = replace(config, cameras=replace(config.cameras, people=people))
             sizes = [(c.width, c.height) for c in cameras.cameras]
             folders = [str(Path(folder) / f"{name}_json") for name in names]
             cameras, calibration_report, views = place_cameras_from_people(
