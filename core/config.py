@@ -10,6 +10,7 @@ from core.engine.association import AssociationConfig
 from core.engine.fusion import FusionConfig
 from core.engine.refinement import RefinementConfig
 from core.engine.scale import ScaleConfig
+from core.engine.sync import SyncConfig
 from core.engine.tracking import TrackingConfig
 from core.nets.config import NetworksConfig
 from core.perception.config import BlazePoseConfig
@@ -22,6 +23,7 @@ class ReconstructionConfig:
 
     perception: BlazePoseConfig = field(default_factory=BlazePoseConfig)
     cameras: CameraConfig = field(default_factory=CameraConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
     refinement: RefinementConfig = field(default_factory=RefinementConfig)

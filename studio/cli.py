@@ -179,6 +179,7 @@ _DEFAULT_CONFIG = ReconstructionConfig()
 
 SHORT_FLAGS = {
     "cameras.source": "cameras",
+    "sync.offsets": "sync",
     "cameras.hints.fov_deg": "fov",
     "cameras.hints.focal_px": "focal",
     "cameras.hints.height_m": "height",
@@ -226,7 +227,6 @@ def reconstruct(
     keypoint_layout: KeypointLayout | None = None,
     image_size: tuple[int, int] | None = None,
     fps: float = 30.0,
-    sync: str = "off",
     frames: str = ALL_FRAMES,
     device: Literal["cpu", "cuda"] = "cpu",
     config: ReconstructionConfig = _DEFAULT_CONFIG,
@@ -246,14 +246,11 @@ def reconstruct(
         image_size: Width and height of the images the keypoints were found in (with --keypoints and no
             calibration; a calibration's sizes are checked against it).
         fps: The keypoints' frame rate (with --keypoints).
-        sync: With --keypoints: off (the cameras' files are in step), auto (each camera's frame offset
-            from the calibrated cameras' epipolar geometry) or O1,O2,… (one offset per camera, the first
-            0: the instant at frame t of the first camera is at frame t + O of the other).
         frames: Frame range START:STOP:STEP of the clips or keypoint files (Python slice syntax).
         device: Where the networks run and the body model is fitted; the embedded detector and the engine
             run on the CPU.
         config: Settings of every stage (the common choices by short flags: --cameras, --fov, --focal,
-            --height, --body, --smplx-dir, --scene, --pi3x-ckpt, --humans, --mhmr-ckpt).
+            --height, --body, --smplx-dir, --scene, --pi3x-ckpt, --humans, --mhmr-ckpt, --sync).
     """
     from core.device import resolve_device
 
@@ -273,7 +270,6 @@ def reconstruct(
                 keypoint_layout,
                 image_size,
                 fps,
-                sync,
                 FrameRange.parse(frames),
                 config,
                 progress=bars.update,

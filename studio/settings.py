@@ -96,10 +96,14 @@ class Setting:
         return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
 
     @property
-    def kind(self) -> Literal["choice", "flag", "integer", "number", "optional number", "numbers", "path"]:
+    def kind(
+        self,
+    ) -> Literal["choice", "flag", "integer", "number", "optional number", "numbers", "path", "text"]:
         hint = _owner(self.path)[2]
         if self.choices is not None:
             return "choice"
+        if hint is str:
+            return "text"
         if hint in (bool, int, float):
             return {bool: "flag", int: "integer", float: "number"}[hint]
         if hint is Path or Path in typing.get_args(hint):
@@ -140,6 +144,8 @@ class Setting:
         if kind == "path":
             text = "" if value is None else str(value).strip()
             return Path(text) if text else None
+        if kind == "text":
+            return "" if value is None else str(value).strip()
         if kind == "integer":
             if not float(value).is_integer():
                 raise InputError(f"{self.label}: {value!r} is not a whole number")
@@ -166,6 +172,7 @@ PAGE_SETTINGS = (
     Setting("scale.fixed_factor", shown_when=("scale.mode", "fixed")),
     Setting("perception.detector.min_score", 0.3, 0.95, 0.05),
     Setting("cameras.source"),
+    Setting("sync.offsets"),
     Setting("cameras.hints.fov_deg"),
     Setting("cameras.hints.focal_px"),
     Setting("cameras.hints.height_m"),

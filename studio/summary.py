@@ -12,6 +12,14 @@ def clip_frame_numbers(reconstruction: Reconstruction, frames: np.ndarray) -> np
     return reconstruction.first_frame + frames * reconstruction.frame_step
 
 
+def view_first_frame(reconstruction: Reconstruction, view: int) -> int:
+    """The frame of ``view``'s clip that is the reconstruction's first: the first clip's, moved by the
+    view's offset where the clips were put in step (``diagnostics.sync_offsets``)."""
+    offsets = reconstruction.diagnostics.sync_offsets
+    shift = int(offsets[view] - offsets[0]) if offsets.size else 0
+    return reconstruction.first_frame + shift
+
+
 def summarize(reconstruction: Reconstruction) -> dict:
     """Persons with their clip frame spans and reprojection errors, the scale factor, seconds per stage."""
     names = reconstruction.cameras.names

@@ -79,7 +79,7 @@ def setting_widget(setting: Setting) -> gr.components.Component:
         return gr.Radio(list(setting.choices), value=default, **common)
     if kind == "flag":
         return gr.Checkbox(default, **common)
-    if kind in ("path", "optional number"):
+    if kind in ("path", "optional number", "text"):
         return gr.Textbox("" if default is None else str(default), **common)
     if kind == "numbers":
         return gr.Textbox(", ".join(f"{n:g}" for n in default), **common)

@@ -18,7 +18,7 @@ from core.cameras.report import CalibrationReport
 from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
 from core.engine.pipeline import reconstruct_from_observations
-from core.engine.sync import SyncOffsets, epipolar_offsets, in_step, parse_offsets
+from core.engine.sync import SyncConfig, SyncOffsets, epipolar_offsets, in_step, parse_offsets
 from core.engine.timing import timed
 from core.engine.video_pipeline import StageProgress, add_ground, fit_bodies, place_cameras_from_people
 from core.errors import InputError
@@ -31,9 +31,6 @@ from core.reconstruction import Reconstruction
 from core.scene.ground import WORLD_UP
 from core.types import CameraRig
 
-MAX_SYNC_OFFSET = 60
-"""Frames searched either way for a camera's offset (two seconds at 30 fps)."""
-
 
 def reconstruct_from_keypoints(
     folder: Path,
@@ -42,7 +39,6 @@ def reconstruct_from_keypoints(
     layout: str | None = None,
     image_size: tuple[int, int] | None = None,
     fps: float = 30.0,
-    sync: str = "off",
     frames: FrameRange | None = None,
     config: ReconstructionConfig | None = None,
     progress: StageProgress | None = None,
@@ -52,9 +48,8 @@ def reconstruct_from_keypoints(
     to the calibration's cameras in order). ``videos``: the clips they were found in, optional (one per
     camera folder, in order: their sizes, the floor's colours, the images the studio shows);
     ``image_size``: every camera's (width, height), needed without a calibration or clips; ``fps``: the
-    frame rate the files were taken at; ``sync``: ``off`` (the cameras' files are in step), ``auto``
-    (each camera's offset from the epipolar geometry, which needs the calibration) or ``O1,O2,…`` (one
-    offset per camera, the first 0)."""
+    frame rate the files were taken at. ``config.sync``: ``auto`` finds the cameras' offsets from the
+    epipolar geometry, which needs the calibration."""
     config = config or ReconstructionConfig()
     frames = frames or FrameRange()
     report = progress or (lambda stage, fraction: None)
@@ -68,11 +63,11 @@ def reconstruct_from_keypoints(
             )
         detections = read_openpose_folder(Path(folder), layout)
         names = list(detections.cameras)
-        clips = _clips(videos, names, sync)
+        clips = _clips(videos, names, config.sync.offsets)
         sizes = [(c.width, c.height) for c in clips] or ([image_size] * len(names) if image_size else None)
         cameras = _cameras(calibration, sizes, names, config)
         observer = FlatObserver(detections.names)
-        rows, frame, num_frames, start, offsets = _in_step(detections, cameras, observer, sync, source)
+        rows, frame, num_frames, start, offsets = _in_step(detections, cameras, observer, config.sync, source)
         indices = frames.indices(num_frames)
         step = np.full(num_frames, -1)
         step[indices] = np.arange(len(indices))
@@ -137,15 +132,15 @@ def reconstruct_from_keypoints(
     )
 
 
-def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: str, source: str):
+def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: SyncConfig, source: str):
     """The detections' rows and frames on one clock (``sync``), trimmed to the span every camera
     covers: rows, their frames, the span's length, its start on the first camera's clock, and the
     offsets (None with ``off``)."""
     every = np.arange(len(detections.view))
-    if sync == "off":
+    if sync.offsets == "off":
         return every, detections.frame, detections.num_frames, 0, None
     V = len(detections.cameras)
-    if sync == "auto":
+    if sync.offsets == "auto":
         if source != "file":
             raise InputError(
                 "--sync auto finds the offsets from the calibrated cameras' epipolar geometry: give "
@@ -157,9 +152,9 @@ def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: str, 
             "confidence": detections.confidence,
         }
         observations = observer.to_observations(columns, detections.frame, cameras)
-        found = epipolar_offsets(observations, cameras, MAX_SYNC_OFFSET)
+        found = epipolar_offsets(observations, cameras, sync.max_offset_frames)
     else:
-        found = SyncOffsets(parse_offsets(sync, V), np.ones(V), np.zeros(V))
+        found = SyncOffsets(parse_offsets(sync.offsets, V), np.ones(V), np.zeros(V))
     rows, frame, span = in_step(detections.view, detections.frame, found.offset, detections.camera_frames)
     if span == 0:
         raise InputError(f"with the offsets {found.offset.tolist()} the cameras share no frame")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float, Int
 
+from core.engine.handedness import mirror_permutation
 from core.errors import InputError
 from core.geometry import undistort_pixels
 from core.types import CameraRig, Observations
@@ -26,8 +27,23 @@ MIN_COMMON_KEYPOINTS = 5
 """A detection pair scores only on at least this many keypoints confident in both."""
 MIN_FRAMES = 5
 """An offset scores only where at least this many frames pair."""
+MIN_SHARED = 0.5
+"""… and at least this share of the most frames any offset pairs."""
 _PAIRS = 50_000
 """Detection pairs scored at once (memory: about 10 kB each with 33 keypoints)."""
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Whether the views started together and, if not, how they are put in step."""
+
+    offsets: str = "off"
+    """off: the clips (or keypoint files) are in step; auto: each view's frame offset from the clips'
+    sound where every clip has some, else from the people seen by the calibrated cameras; or O1,O2,…:
+    one offset per view, the first 0 (the instant at frame t of the first view is at frame t + O of the
+    other)."""
+    max_offset_frames: int = 60
+    """How far either way a view's offset is searched (auto)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,7 @@ def _offset_costs(
 ) -> np.ndarray:
     """The mean over view ``i``'s frames of the best detection pair's RMS epipolar distance (pixels),
     for each candidate offset of view ``j`` relative to view ``i`` (NaN where too few frames pair)."""
+    mirror = mirror_permutation(observations.keypoint_names)
     first, other = np.flatnonzero(observations.view == i), np.flatnonzero(observations.view == j)
     costs = np.full(candidates.size, np.nan)
     if not first.size or not other.size:
@@ -113,7 +130,14 @@ def _offset_costs(
     pair_cost = np.concatenate(
         [
             _pair_costs(
-                normalised, confident, cameras, i, j, first[a[k : k + _PAIRS]], other[b[k : k + _PAIRS]]
+                normalised,
+                confident,
+                mirror,
+                cameras,
+                i,
+                j,
+                first[a[k : k + _PAIRS]],
+                other[b[k : k + _PAIRS]],
             )
             for k in range(0, a.size, _PAIRS)
         ]
@@ -121,33 +145,45 @@ def _offset_costs(
     )
     gap = gap[a, b]
     frames, frame_of = np.unique(observations.frame[first][a], return_inverse=True)
+    paired = np.zeros(candidates.size, dtype=np.int64)
     for k, delta in enumerate(candidates):  # one pass per offset, batched over frames and pairs
         at = gap == delta
         per_frame = np.full(frames.size, np.inf)
         np.minimum.at(per_frame, frame_of[at], pair_cost[at])
         seen = np.isfinite(per_frame)
-        if seen.sum() >= MIN_FRAMES:
+        paired[k] = seen.sum()
+        if paired[k]:
             costs[k] = np.mean(per_frame[seen])
-    return costs
+    # An offset that leaves the views little in common scores on few, chance frames: not counted.
+    return np.where(paired >= max(MIN_FRAMES, MIN_SHARED * paired.max()), costs, np.nan)
 
 
-def _pair_costs(normalised, confident, cameras: CameraRig, i: int, j: int, rows_i, rows_j) -> np.ndarray:
+def _pair_costs(
+    normalised, confident, mirror, cameras: CameraRig, i: int, j: int, rows_i, rows_j
+) -> np.ndarray:
     """RMS Sampson distance (pixels) of detection ``rows_i`` of view ``i`` and ``rows_j`` of view
-    ``j``, pair by pair, over the keypoints confident in both (inf with too few)."""
+    ``j``, pair by pair, over the keypoints confident in both (inf with too few); the lesser of the
+    labels as they are and mirrored (``mirror``: each keypoint's left/right twin), since a detector
+    labels a person seen from behind mirror-wise in one view and not in another."""
     essential = _essential(cameras, i, j)
     x_i = np.concatenate([normalised[rows_i], np.ones((*normalised[rows_i].shape[:2], 1))], axis=-1)
-    x_j = np.concatenate([normalised[rows_j], np.ones((*normalised[rows_j].shape[:2], 1))], axis=-1)
     lines_j = np.einsum("ab,pkb->pka", essential, x_i)  # epipolar lines in view j
-    lines_i = np.einsum("ba,pkb->pka", essential, x_j)  # and in view i
-    residual = np.einsum("pka,pka->pk", x_j, lines_j)
-    sampson = residual**2 / (
-        lines_j[..., 0] ** 2 + lines_j[..., 1] ** 2 + lines_i[..., 0] ** 2 + lines_i[..., 1] ** 2
-    )
-    both = confident[rows_i] & confident[rows_j]
     focal = np.mean([cameras.K[i, 0, 0], cameras.K[j, 0, 0]])
-    with np.errstate(invalid="ignore"):
-        rms = focal * np.sqrt(np.nanmean(np.where(both, sampson, np.nan), axis=1))
-    return np.where(both.sum(axis=1) >= MIN_COMMON_KEYPOINTS, rms, np.inf)
+    costs = []
+    for order in (np.arange(normalised.shape[1]), mirror):
+        x_j = np.concatenate(
+            [normalised[rows_j][:, order], np.ones((*normalised[rows_j].shape[:2], 1))], axis=-1
+        )
+        lines_i = np.einsum("ba,pkb->pka", essential, x_j)  # and in view i
+        residual = np.einsum("pka,pka->pk", x_j, lines_j)
+        sampson = residual**2 / (
+            lines_j[..., 0] ** 2 + lines_j[..., 1] ** 2 + lines_i[..., 0] ** 2 + lines_i[..., 1] ** 2
+        )
+        both = confident[rows_i] & confident[rows_j][:, order]
+        with np.errstate(invalid="ignore"):
+            rms = focal * np.sqrt(np.nanmean(np.where(both, sampson, np.nan), axis=1))
+        costs.append(np.where(both.sum(axis=1) >= MIN_COMMON_KEYPOINTS, rms, np.inf))
+    return np.minimum(*costs)
 
 
 def _essential(cameras: CameraRig, i: int, j: int) -> Float[np.ndarray, "3 3"]:

@@ -21,6 +21,7 @@ from core.cameras.people import SelfCalibration, calibrate_from_people
 from core.cameras.report import CalibrationReport
 from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
+from core.engine.clip_sync import ClipsInStep, after_detection, before_detection
 from core.engine.pipeline import fit_to_clip, reconstruct_from_observations
 from core.engine.timing import timed
 from core.engine.tracking import track
@@ -49,10 +50,11 @@ StageProgress = Callable[[str, float], None]
 
 
 def load_inputs(
-    videos: Sequence[Path], calibration: Path | None, frames: FrameRange
+    videos: Sequence[Path], calibration: Path | None, frames: FrameRange, in_step: bool = True
 ) -> tuple[tuple[ClipInfo, ...], CameraRig | None, np.ndarray]:
-    """Probe the clips, read the calibration (if any) and check that they belong together; no decoding."""
-    clips = probe_clips([Path(v) for v in videos])
+    """Probe the clips, read the calibration (if any) and check that they belong together (``in_step``:
+    of one length too); no decoding."""
+    clips = probe_clips([Path(v) for v in videos], in_step)
     if calibration is None:
         return clips, None, frames.indices(clips[0].num_frames)
     rig = read_calibration(Path(calibration))
@@ -87,7 +89,10 @@ def reconstruct_from_videos(
     with timed(seconds, "ingest"):
         check_network_choices(networks)
         source = camera_source(config.cameras, networks, calibration)
-        clips, cameras, indices = load_inputs(videos, calibration, frames)
+        clips, cameras, indices = load_inputs(videos, calibration, frames, config.sync.offsets == "off")
+        in_step = before_detection(clips, frames, config.sync, source == "file")
+        clips, frames = in_step.clips, in_step.frames
+        indices = frames.indices(clips[0].num_frames)
         reference = cameras if source != "file" else None
         if source == "people":
             sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
@@ -112,7 +117,13 @@ def reconstruct_from_videos(
         observer, perception = _detect(
             clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device
         )
+    if in_step.from_people:
+        with timed(seconds, "sync"):
+            in_step, perception = after_detection(in_step, perception, observer, cameras, config.sync)
+            clips, frames = in_step.clips, in_step.frames
+            indices = frames.indices(clips[0].num_frames)
     calibration_report = None
+    views_kept = np.arange(len(clips))
     if source == "people":
         with timed(seconds, "cameras"):
             cameras, calibration_report, views = place_cameras_from_people(
@@ -120,6 +131,7 @@ def reconstruct_from_videos(
             )
             perception = perception.placed_in(observer, cameras, views)
             clips = tuple(clips[v] for v in views)
+            views_kept = views
             if config.cameras.hints.height_m is not None:  # the height fixes the scale
                 config = replace(config, scale=replace(config.scale, mode="off"))
         report("cameras", 1.0)
@@ -149,13 +161,24 @@ def reconstruct_from_videos(
             messages=perception.messages
             + (calibration_report.messages if calibration_report else ())
             + diagnostics.messages,
+            **_sync_diagnostics(in_step, views_kept),
         ),
         clips=tuple(str(c.path) for c in clips),
-        first_frame=int(indices[0]),
+        first_frame=clips[0].start + int(indices[0]),
         frame_step=frames.step,
         calibration=calibration_report or CalibrationReport(source),
         reference_cameras=reference,
     )
+
+
+def _sync_diagnostics(in_step: ClipsInStep, views: np.ndarray) -> dict[str, np.ndarray]:
+    """The kept views' offsets and confidences, where the clips were put in step."""
+    if in_step.offsets is None:
+        return {}
+    return {
+        "sync_offsets": in_step.offsets.offset[views],
+        "sync_confidence": in_step.offsets.confidence[views],
+    }
 
 
 def self_calibrate(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -27,6 +27,7 @@ __all__ = [
     "FrameRange",
     "VideoError",
     "iter_frames",
+    "in_step_clips",
     "iter_synchronized",
     "probe_clip",
     "probe_clips",
@@ -75,6 +76,9 @@ class ClipInfo:
     rotation: int
     """Degrees, counter-clockwise (FFmpeg's display-matrix and ``np.rot90``'s sense; 0, 90, 180 or 270),
     the stored frames are rotated by to display upright."""
+    start: int = 0
+    """The file's frame that is the clip's frame 0: clips put in step with others (``in_step_clips``)
+    are windows of their files, ``num_frames`` long."""
 
 
 def probe_clip(path: Path) -> ClipInfo:
@@ -108,8 +112,9 @@ def probe_clip(path: Path) -> ClipInfo:
     return ClipInfo(path, path.stem, width, height, fps, num_frames, rotation)
 
 
-def probe_clips(paths: Sequence[Path]) -> tuple[ClipInfo, ...]:
-    """Probes the clips of one capture and checks they can be decoded in lock step.
+def probe_clips(paths: Sequence[Path], in_step: bool = True) -> tuple[ClipInfo, ...]:
+    """Probes the clips of one capture and checks they can be decoded in lock step (``in_step``: else
+    only that they share a frame rate, for clips to be put in step by their offsets).
 
     Raises:
         VideoError: fewer than two clips, a path given twice, or clips differing in frame count or rate.
@@ -125,15 +130,15 @@ def probe_clips(paths: Sequence[Path]) -> tuple[ClipInfo, ...]:
             raise VideoError(f"{path}: given twice (also as {seen[key]}); each view needs its own clip")
         seen[key] = path
     infos = tuple(probe_clip(p) for p in paths)
-    _check_in_step(infos)
+    _check_in_step(infos, in_step)
     return infos
 
 
-def _check_in_step(infos: Sequence[ClipInfo]) -> None:
+def _check_in_step(infos: Sequence[ClipInfo], same_length: bool = True) -> None:
     """Synchronized clips must share frame count and rate, or frame t would not be one instant."""
     first = infos[0]
     for info in infos[1:]:
-        if info.num_frames != first.num_frames:
+        if same_length and info.num_frames != first.num_frames:
             raise VideoError(
                 f"{first.path} has {first.num_frames} frames but {info.path} has {info.num_frames}; "
                 "synchronized clips must have the same number of frames (trim them to the same span)"
@@ -230,8 +235,11 @@ def iter_frames(info: ClipInfo, frames: FrameRange) -> Iterator[tuple[int, UInt8
         InputError: the range does not fit the clip.
         VideoError: (while iterating) the clip fails to decode or ends before its reported last frame.
     """
-    picked = frames.indices(info.num_frames)
-    return _decode_range(info, int(picked[0]), int(picked[-1]), frames.step)
+    picked = frames.indices(info.num_frames) + info.start
+    return (
+        (index - info.start, image)
+        for index, image in _decode_range(info, int(picked[0]), int(picked[-1]), frames.step)
+    )
 
 
 def _decode_range(
@@ -291,6 +299,27 @@ def _upright(image: UInt8[np.ndarray, "h w 3"], rotation: int) -> UInt8[np.ndarr
     if rotation == 0:
         return image
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+
+
+def in_step_clips(infos: Sequence[ClipInfo], offsets: Int[np.ndarray, " V"]) -> tuple[ClipInfo, ...]:
+    """The clips as windows of one common span: the instant at frame t of the first clip is at frame
+    t + ``offsets[v]`` of clip v; each window starts at the first instant every clip has seen and ends
+    with the first clip to end.
+
+    Raises:
+        VideoError: the clips share no instant under these offsets.
+    """
+    begin = int(np.max(-np.asarray(offsets)))
+    end = int(np.min([info.num_frames - o for info, o in zip(infos, offsets, strict=True)]))
+    if end <= begin:
+        raise VideoError(
+            f"with the frame offsets {list(map(int, offsets))} the clips "
+            f"({', '.join(i.name for i in infos)}) share no instant"
+        )
+    return tuple(
+        replace(info, start=info.start + begin + int(o), num_frames=end - begin)
+        for info, o in zip(infos, offsets, strict=True)
+    )
 
 
 def iter_synchronized(

@@ -23,6 +23,8 @@ def other_value(setting: Setting):
         return next(c for c in setting.choices if c != default)
     if setting.kind == "path":
         return f"/models/{setting.path}"
+    if setting.kind == "text":
+        return f"  other {setting.path} "
     if setting.kind == "flag":
         return not default
     if setting.kind == "optional number":
