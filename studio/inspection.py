@@ -26,7 +26,7 @@ from core.io.video import ClipInfo, FrameRange, iter_frames, probe_clip
 from core.reconstruction import Reconstruction
 from core.skeleton import JOINT_NAMES, PARENTS
 from core.types import Camera, PersonTrack
-from studio.summary import view_first_frame
+from studio.summary import view_file_frames
 
 _GOLDEN = 0.618033988749895
 """Hue step between consecutive person ids: never repeats, keeps neighbouring ids far apart."""
@@ -87,7 +87,8 @@ def source_frame(reconstruction: Reconstruction, view: int, frame: int) -> UInt8
     path = Path(reconstruction.clips[view]) if reconstruction.clips else None
     if path is None or not path.is_file():
         return np.full((camera.height, camera.width, 3), _CANVAS_GREY, dtype=np.uint8)
-    number = view_first_frame(reconstruction, view) + frame * reconstruction.frame_step
+    first, step = view_file_frames(reconstruction, view)
+    number = first + frame * step
     with closing(iter_frames(_probe(path, path.stat().st_mtime_ns), FrameRange(number, number + 1))) as it:
         return next(it)[1]
 
@@ -106,7 +107,7 @@ def source_thumbnails(
         canvas = np.full((size[1], size[0], 3), _CANVAS_GREY, dtype=np.uint8)
         yield from itertools.repeat(canvas, max(reconstruction.num_frames - start, 0))
         return
-    step, first = reconstruction.frame_step, view_first_frame(reconstruction, view)
+    first, step = view_file_frames(reconstruction, view)
     frames = FrameRange(first + start * step, first + reconstruction.num_frames * step, step)
     with closing(iter_frames(_probe(path, path.stat().st_mtime_ns), frames)) as images:
         for _, image in images:

@@ -12,12 +12,13 @@ def clip_frame_numbers(reconstruction: Reconstruction, frames: np.ndarray) -> np
     return reconstruction.first_frame + frames * reconstruction.frame_step
 
 
-def view_first_frame(reconstruction: Reconstruction, view: int) -> int:
-    """The frame of ``view``'s clip that is the reconstruction's first: the first clip's, moved by the
-    view's offset where the clips were put in step (``diagnostics.sync_offsets``)."""
-    offsets = reconstruction.diagnostics.sync_offsets
-    shift = int(offsets[view] - offsets[0]) if offsets.size else 0
-    return reconstruction.first_frame + shift
+def view_file_frames(reconstruction: Reconstruction, view: int) -> tuple[int, int]:
+    """The frame of ``view``'s file that is reconstruction frame 0, and its file's frames per
+    reconstruction frame."""
+    if reconstruction.view_frames:
+        first, step = reconstruction.view_frames[view]
+        return int(first), int(step)
+    return reconstruction.first_frame, reconstruction.frame_step
 
 
 def summarize(reconstruction: Reconstruction) -> dict:

@@ -164,11 +164,23 @@ def reconstruct_from_videos(
             **_sync_diagnostics(in_step, views_kept),
         ),
         clips=tuple(str(c.path) for c in clips),
-        first_frame=clips[0].start + int(indices[0]),
+        first_frame=clips[0].start // clips[0].stride + int(indices[0]),
+        view_frames=_view_frames(clips, frames, indices),
         frame_step=frames.step,
         calibration=calibration_report or CalibrationReport(source),
         reference_cameras=reference,
     )
+
+
+def _view_frames(
+    clips: Sequence[ClipInfo], frames: FrameRange, indices: np.ndarray
+) -> tuple[tuple[int, int], ...]:
+    """Per view, its file's frame at reconstruction frame 0 and per reconstruction frame, where the
+    clips are windows of their files or read at a common rate (else none: the first frame and step say
+    it for all)."""
+    if all(c.start == 0 and c.stride == 1 for c in clips):
+        return ()
+    return tuple((c.start + int(indices[0]) * c.stride, frames.step * c.stride) for c in clips)
 
 
 def _sync_diagnostics(in_step: ClipsInStep, views: np.ndarray) -> dict[str, np.ndarray]:

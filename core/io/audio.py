@@ -91,6 +91,6 @@ def _mono(info: ClipInfo) -> tuple[np.ndarray, int]:
     except av.error.FFmpegError as error:
         raise VideoError(f"{info.path}: its sound cannot be decoded ({error.strerror})") from error
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    start_frame = info.start / info.fps  # a window of its file starts later
+    start_frame = info.start / (info.fps * info.stride)  # a window of its file starts later, seconds
     lead = round((video_start + start_frame - audio_start) * RATE)
     return samples.astype(np.float64), lead

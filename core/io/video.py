@@ -79,6 +79,9 @@ class ClipInfo:
     start: int = 0
     """The file's frame that is the clip's frame 0: clips put in step with others (``in_step_clips``)
     are windows of their files, ``num_frames`` long."""
+    stride: int = 1
+    """File frames per clip frame: a file at a multiple of the others' rate is read at theirs
+    (``fps``), every ``stride``-th frame."""
 
 
 def probe_clip(path: Path) -> ClipInfo:
@@ -129,9 +132,24 @@ def probe_clips(paths: Sequence[Path], in_step: bool = True) -> tuple[ClipInfo, 
         if key in seen:
             raise VideoError(f"{path}: given twice (also as {seen[key]}); each view needs its own clip")
         seen[key] = path
-    infos = tuple(probe_clip(p) for p in paths)
+    infos = _at_common_rate(tuple(probe_clip(p) for p in paths))
     _check_in_step(infos, in_step)
     return infos
+
+
+def _at_common_rate(infos: tuple[ClipInfo, ...]) -> tuple[ClipInfo, ...]:
+    """The clips read at the lowest rate among them where each rate is a whole multiple of it (a 60 fps
+    phone beside 30 fps ones: every second frame); other rates are left for the check to refuse."""
+    lowest = min(info.fps for info in infos)
+    ratios = [info.fps / lowest for info in infos]
+    if not all(math.isclose(r, round(r), rel_tol=1e-3) for r in ratios):
+        return infos
+    return tuple(
+        replace(info, fps=lowest, stride=round(r), num_frames=-(-info.num_frames // round(r)))
+        if round(r) > 1
+        else info
+        for info, r in zip(infos, ratios, strict=True)
+    )
 
 
 def _check_in_step(infos: Sequence[ClipInfo], same_length: bool = True) -> None:
@@ -146,7 +164,7 @@ def _check_in_step(infos: Sequence[ClipInfo], same_length: bool = True) -> None:
         if not math.isclose(info.fps, first.fps, rel_tol=1e-3):
             raise VideoError(
                 f"{first.path} runs at {first.fps:g} fps but {info.path} at {info.fps:g} fps; "
-                "synchronized clips must share one frame rate"
+                "synchronized clips must share one frame rate, or run at whole multiples of one"
             )
 
 
@@ -235,10 +253,10 @@ def iter_frames(info: ClipInfo, frames: FrameRange) -> Iterator[tuple[int, UInt8
         InputError: the range does not fit the clip.
         VideoError: (while iterating) the clip fails to decode or ends before its reported last frame.
     """
-    picked = frames.indices(info.num_frames) + info.start
+    picked = info.start + frames.indices(info.num_frames) * info.stride  # the file's frames
     return (
-        (index - info.start, image)
-        for index, image in _decode_range(info, int(picked[0]), int(picked[-1]), frames.step)
+        ((index - info.start) // info.stride, image)
+        for index, image in _decode_range(info, int(picked[0]), int(picked[-1]), frames.step * info.stride)
     )
 
 
@@ -252,7 +270,7 @@ def _decode_range(
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             to_rgb = VideoReformatter()  # one scaler for the clip; frame.to_ndarray would build one per frame
-            for index, frame in _indexed_frames(container, stream, info.fps, first):
+            for index, frame in _indexed_frames(container, stream, info.fps * info.stride, first):
                 if index >= first and (index - first) % step == 0:
                     rgb = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                     yield index, _upright(rgb, info.rotation)
@@ -317,7 +335,7 @@ def in_step_clips(infos: Sequence[ClipInfo], offsets: Int[np.ndarray, " V"]) -> 
             f"({', '.join(i.name for i in infos)}) share no instant"
         )
     return tuple(
-        replace(info, start=info.start + begin + int(o), num_frames=end - begin)
+        replace(info, start=info.start + (begin + int(o)) * info.stride, num_frames=end - begin)
         for info, o in zip(infos, offsets, strict=True)
     )
 

@@ -125,11 +125,9 @@ def test_the_studio_shows_each_view_at_its_own_frame_of_the_instant(
     from studio.inspection import source_frame
 
     views = len(small_reconstruction.cameras)
-    clips = tuple(str(coded_clip(tmp_path / f"c{v}.mp4", 30)) for v in range(views))
-    offsets = np.arange(views) * 3 - 2  # the first view's offset is not 0 once a view was left out
-    diagnostics = replace(
-        small_reconstruction.diagnostics, sync_offsets=offsets, sync_confidence=np.ones(views)
-    )
-    shown = replace(small_reconstruction, clips=clips, first_frame=4, frame_step=1, diagnostics=diagnostics)
+    clips = tuple(str(coded_clip(tmp_path / f"c{v}.mp4", 40)) for v in range(views))
+    # view v's file: reconstruction frame 0 at its frame 2 + 3 v, every (v + 1)-th frame after
+    view_frames = tuple((2 + 3 * v, v + 1) for v in range(views))
+    shown = replace(small_reconstruction, clips=clips, first_frame=4, view_frames=view_frames)
     for view in range(views):
-        assert read_code(source_frame(shown, view, 5)) == 4 + 5 + offsets[view] - offsets[0]
+        assert read_code(source_frame(shown, view, 3)) == 2 + 3 * view + 3 * (view + 1)

@@ -21,6 +21,7 @@ from core.io.video import (
     FrameRange,
     VideoError,
     _indexed_frames,
+    in_step_clips,
     iter_frames,
     iter_synchronized,
     probe_clip,
@@ -278,3 +279,15 @@ def test_demo_clips_probe_as_portrait_60fps_100_frames():
         assert metadata == (1088, 1920, 60.0, 100, 0)
     index, image = next(iter_frames(infos[0], FrameRange()))
     assert index == 0 and image.shape == (1920, 1088, 3)
+
+
+def test_clips_at_multiples_of_one_rate_are_read_at_the_lowest(tmp_path):
+    slow = coded_clip(tmp_path / "slow.mp4", 20, fps=25)
+    fast = coded_clip(tmp_path / "fast.mp4", 40, fps=50)  # the same 0.8 s, twice as many frames
+    infos = probe_clips([slow, fast])
+    assert [(i.fps, i.num_frames, i.stride) for i in infos] == [(25.0, 20, 1), (25.0, 20, 2)]
+    assert [read_code(image) for _, image in iter_frames(infos[1], FrameRange(3, 7))] == [6, 8, 10, 12]
+    moved = in_step_clips(infos, np.array([0, 3]))  # the fast clip's frame 3 (at 25 fps) is the slow one's 0
+    assert [(w.start, w.num_frames) for w in moved] == [(0, 17), (6, 17)]
+    assert [index for index, _ in iter_frames(moved[1], FrameRange(0, 2))] == [0, 1]
+    assert [read_code(image) for _, image in iter_frames(moved[1], FrameRange(0, 2))] == [6, 8]
