@@ -115,19 +115,9 @@ HALPE26_NAMES = (
 )
 """Halpe's 26 body keypoints (RTMPose's body7-26, AlphaPose)."""
 
-COCO133_BODY = 23
-"""COCO-WholeBody's body and feet come first; its face (68) and hands (2 × 21) follow and are not used."""
-
-COCO133_NAMES = (
-    *COCO17_NAMES,
-    "left_foot_index",
-    "left_small_toe",
-    "left_heel",
-    "right_foot_index",
-    "right_small_toe",
-    "right_heel",
-)
-"""COCO-WholeBody's first 23 keypoints (body and feet), the ones read from its 133."""
+COCO133_NAMES = (*COCO17_NAMES, *_FEET)
+"""COCO-WholeBody's first 23 keypoints (body and feet), the ones read from its 133: its face (68) and
+hands (2 × 21) follow and are not used."""
 
 KeypointLayout = Literal["body25", "body25b", "coco17", "halpe26", "coco133", "blazepose33"]
 KEYPOINT_LAYOUTS: dict[str, tuple[tuple[str, ...], int]] = {

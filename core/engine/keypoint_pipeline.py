@@ -17,10 +17,14 @@ import numpy as np
 from core.cameras.report import CalibrationReport
 from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
-from core.engine.pipeline import reconstruct_from_observations
 from core.engine.sync import SyncConfig, SyncOffsets, epipolar_offsets, in_step, parse_offsets
 from core.engine.timing import timed
-from core.engine.video_pipeline import StageProgress, add_ground, fit_bodies, place_cameras_from_people
+from core.engine.video_pipeline import (
+    StageProgress,
+    add_ground,
+    people_with_bodies,
+    place_cameras_from_people,
+)
 from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.openpose import read_openpose_folder
@@ -91,27 +95,18 @@ def reconstruct_from_keypoints(
             config = replace(config, cameras=replace(config.cameras, people=people))
             sizes = [(c.width, c.height) for c in cameras.cameras]
             folders = [str(Path(folder) / f"{name}_json") for name in names]
-            cameras, calibration_report, views = place_cameras_from_people(
-                perception, sizes, names, folders, len(indices), config
+            placed = place_cameras_from_people(
+                perception, observer, sizes, names, folders, len(indices), config
             )
-            perception = perception.placed_in(observer, cameras, views)
+            cameras, calibration_report, views = placed.cameras, placed.report, placed.views
+            perception, config = placed.perception, placed.config
             clips = tuple(clips[v] for v in views) if clips else clips
-            if config.cameras.hints.height_m is not None:  # the height fixes the scale
-                config = replace(config, scale=replace(config.scale, mode="off"))
         report("cameras", 1.0)
 
-    reconstruction = reconstruct_from_observations(
-        perception.observations,
-        cameras,
-        len(indices),
-        fps / frames.step,
-        config,
-        lambda stage, _fraction: report(stage, 1.0),
+    fps = fps / frames.step
+    reconstruction = people_with_bodies(
+        perception, cameras, len(indices), fps, config, report, seconds, device
     )
-    seconds.update(reconstruction.diagnostics.stage_seconds)
-    with timed(seconds, "body"):
-        reconstruction = fit_bodies(reconstruction, config, device)
-    report("body", 1.0)
     first = detections.first_frame + start
     with timed(seconds, "scene"):
         reconstruction = add_ground(reconstruction, clips, frames, first + indices, config, WORLD_UP)

@@ -10,7 +10,7 @@ one) becomes a message in the result, which is still written.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -126,28 +126,18 @@ def reconstruct_from_videos(
     views_kept = np.arange(len(clips))
     if source == "people":
         with timed(seconds, "cameras"):
-            cameras, calibration_report, views = place_cameras_from_people(
-                perception, sizes, names, [str(c.path) for c in clips], len(indices), config
+            placed = place_cameras_from_people(
+                perception, observer, sizes, names, [str(c.path) for c in clips], len(indices), config
             )
-            perception = perception.placed_in(observer, cameras, views)
-            clips = tuple(clips[v] for v in views)
-            views_kept = views
-            if config.cameras.hints.height_m is not None:  # the height fixes the scale
-                config = replace(config, scale=replace(config.scale, mode="off"))
+            cameras, calibration_report, views_kept = placed.cameras, placed.report, placed.views
+            perception, config = placed.perception, placed.config
+            clips = tuple(clips[v] for v in views_kept)
         report("cameras", 1.0)
 
-    reconstruction = reconstruct_from_observations(
-        perception.observations,
-        cameras,
-        len(indices),
-        clips[0].fps / frames.step,
-        config,
-        lambda stage, _fraction: report(stage, 1.0),
+    fps = clips[0].fps / frames.step
+    reconstruction = people_with_bodies(
+        perception, cameras, len(indices), fps, config, report, seconds, device
     )
-    seconds.update(reconstruction.diagnostics.stage_seconds)
-    with timed(seconds, "body"):
-        reconstruction = fit_bodies(reconstruction, config, device)
-    report("body", 1.0)
     with timed(seconds, "scene"):
         up = None if source == "pi3x" else WORLD_UP  # Pi3X's world is only roughly upright
         reconstruction = add_ground(reconstruction, clips, frames, indices, config, up, scene)
@@ -205,16 +195,31 @@ def self_calibrate(
     return calibrate_from_people(observations, tracklets, num_frames, sizes, names, config.cameras)
 
 
+@dataclass(frozen=True)
+class PeopleCameras:
+    """What the camera stage leaves when the people calibrate the cameras."""
+
+    cameras: CameraRig
+    report: CalibrationReport
+    views: np.ndarray
+    """The views placed (indices into the views given)."""
+    perception: PerceptionResult
+    """The placed views' detections, in the found cameras."""
+    config: ReconstructionConfig
+    """The run's settings, the scale adjustment off where a height hint fixed the scale."""
+
+
 def place_cameras_from_people(
     perception: PerceptionResult,
+    observer: Observer,
     sizes: Sequence[tuple[int, int]],
     names: Sequence[str],
     sources: Sequence[str],
     num_frames: int,
     config: ReconstructionConfig,
-) -> tuple[CameraRig, CalibrationReport, np.ndarray]:
-    """The cameras from the people; the views placed (indices); an error if none is. ``sources``: what
-    each view was read from (clip or folder), for the messages."""
+) -> PeopleCameras:
+    """The cameras from the people, and the detections placed in them; an error if no view is placed.
+    ``sources``: what each view was read from (clip or folder), for the messages."""
     found = self_calibrate(perception.observations, sizes, names, num_frames, config)
     rig, calibration = found.rig, found.report
     if not len(rig):
@@ -226,15 +231,40 @@ def place_cameras_from_people(
         for v, c in enumerate(calibration.cameras)
         if not c.placed
     ]
-    return rig, replace(calibration, messages=(*calibration.messages, *messages)), views
+    if config.cameras.hints.height_m is not None:  # the height fixes the scale
+        config = replace(config, scale=replace(config.scale, mode="off"))
+    return PeopleCameras(
+        rig,
+        replace(calibration, messages=(*calibration.messages, *messages)),
+        views,
+        perception.placed_in(observer, rig, views),
+        config,
+    )
 
 
-def fit_bodies(reconstruction: Reconstruction, config: ReconstructionConfig, device: str) -> Reconstruction:
-    """The configured body model fitted to every person (none: the skeletons stay)."""
-    body = load_body_model(config.body, device)
-    if body is None:
-        return reconstruction
-    return replace(reconstruction, persons=fit_persons(reconstruction.persons, body, config.body.fit, device))
+def people_with_bodies(
+    perception: PerceptionResult,
+    cameras: CameraRig,
+    num_frames: int,
+    fps: float,
+    config: ReconstructionConfig,
+    report: StageProgress,
+    seconds: dict[str, float],
+    device: str,
+) -> Reconstruction:
+    """The engine's stages on the detections, then the configured body model fitted to every person
+    (none: the skeletons stay); their seconds added to ``seconds``."""
+    reconstruction = reconstruct_from_observations(
+        perception.observations, cameras, num_frames, fps, config, lambda stage, _fraction: report(stage, 1.0)
+    )
+    seconds.update(reconstruction.diagnostics.stage_seconds)
+    with timed(seconds, "body"):
+        body = load_body_model(config.body, device)
+        if body is not None:
+            persons = fit_persons(reconstruction.persons, body, config.body.fit, device)
+            reconstruction = replace(reconstruction, persons=persons)
+    report("body", 1.0)
+    return reconstruction
 
 
 def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:

@@ -85,7 +85,9 @@ def read_openpose_folder(folder: Path, layout: str | None = None) -> KeypointDet
     first = int(numbers.min())
     view, frame, points, messages = [], [], [], []
     for v, (path, (_, people, number)) in enumerate(zip(cameras, per_camera, strict=True)):
-        people = people[:, : len(names)]
+        people = people[:, : len(names)] if people.size else np.zeros((0, len(names), 3))
+        if not people.size:
+            messages.append(f"{path}: nobody in any of its files")
         confident = (people[..., 2] >= MIN_CONFIDENCE) & np.isfinite(people).all(axis=-1)
         kept = confident.sum(axis=1) >= MIN_KEYPOINTS
         if (~kept).any():

@@ -60,6 +60,15 @@ def test_reads_pose2sim_folders_with_frame_numbers_from_file_names(tmp_path: Pat
     assert found.frame[found.view == 1].tolist() == [4]
     np.testing.assert_array_equal(found.keypoints[0], person[:, :2])
     assert any("cam10_json: files for 3 of the 5 frames" in m for m in found.messages)
+    write_frame(tmp_path / "cam3_json" / "cam03.0005.json", [])  # a camera that saw nobody
+    found = read_openpose_folder(tmp_path)
+    assert found.cameras == ("cam1", "cam2", "cam3", "cam10") and np.bincount(found.view).tolist() == [
+        8,
+        1,
+        0,
+        3,
+    ]
+    assert any("cam3_json: nobody in any of its files" in m for m in found.messages)
 
 
 def test_recognises_every_layout_by_count_and_body25_from_body25b_by_the_neck(tmp_path: Path) -> None:
