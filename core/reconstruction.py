@@ -50,10 +50,11 @@ class Reconstruction:
     """Clip frame number of reconstruction frame 0."""
     frame_step: int = 1
     """Clip frames between consecutive reconstruction frames (``fps`` is already divided by it)."""
-    view_frames: tuple[tuple[int, int], ...] = ()
+    view_frames: tuple[tuple[int, float], ...] = ()
     """Per view, the frame of its file that is reconstruction frame 0 and its file's frames per
-    reconstruction frame, where the views' files differ in that (clips put in step by offsets, read
-    at a common rate); empty: ``first_frame`` and ``frame_step`` for every view."""
+    reconstruction frame (fractional for a file read at a lower rate: the nearest frame), where the
+    views' files differ in that (clips put in step by offsets, read at a common rate); empty:
+    ``first_frame`` and ``frame_step`` for every view."""
     calibration: CalibrationReport | None = None
     """How the cameras were obtained (per camera: focal length, reprojection error, placed or why not)."""
     reference_cameras: CameraRig | None = None

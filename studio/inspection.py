@@ -15,6 +15,7 @@ import functools
 import itertools
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -87,9 +88,7 @@ def source_frame(reconstruction: Reconstruction, view: int, frame: int) -> UInt8
     path = Path(reconstruction.clips[view]) if reconstruction.clips else None
     if path is None or not path.is_file():
         return np.full((camera.height, camera.width, 3), _CANVAS_GREY, dtype=np.uint8)
-    first, step = view_file_frames(reconstruction, view)
-    number = first + frame * step
-    with closing(iter_frames(_probe(path, path.stat().st_mtime_ns), FrameRange(number, number + 1))) as it:
+    with closing(iter_frames(_as_read(reconstruction, view, path), FrameRange(frame, frame + 1))) as it:
         return next(it)[1]
 
 
@@ -107,11 +106,17 @@ def source_thumbnails(
         canvas = np.full((size[1], size[0], 3), _CANVAS_GREY, dtype=np.uint8)
         yield from itertools.repeat(canvas, max(reconstruction.num_frames - start, 0))
         return
-    first, step = view_file_frames(reconstruction, view)
-    frames = FrameRange(first + start * step, first + reconstruction.num_frames * step, step)
-    with closing(iter_frames(_probe(path, path.stat().st_mtime_ns), frames)) as images:
+    frames = FrameRange(start)
+    with closing(iter_frames(_as_read(reconstruction, view, path), frames)) as images:
         for _, image in images:
             yield cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _as_read(reconstruction: Reconstruction, view: int, path: Path) -> ClipInfo:
+    """``view``'s clip as the reconstruction read it: its frame t is reconstruction frame t."""
+    first, step = view_file_frames(reconstruction, view)
+    info = _probe(path, path.stat().st_mtime_ns)
+    return replace(info, start=first, stride=step, num_frames=reconstruction.num_frames)
 
 
 @functools.lru_cache(maxsize=32)

@@ -12,13 +12,13 @@ def clip_frame_numbers(reconstruction: Reconstruction, frames: np.ndarray) -> np
     return reconstruction.first_frame + frames * reconstruction.frame_step
 
 
-def view_file_frames(reconstruction: Reconstruction, view: int) -> tuple[int, int]:
+def view_file_frames(reconstruction: Reconstruction, view: int) -> tuple[int, float]:
     """The frame of ``view``'s file that is reconstruction frame 0, and its file's frames per
-    reconstruction frame."""
+    reconstruction frame (the nearest frame is shown where that is fractional)."""
     if reconstruction.view_frames:
         first, step = reconstruction.view_frames[view]
-        return int(first), int(step)
-    return reconstruction.first_frame, reconstruction.frame_step
+        return int(first), float(step)
+    return reconstruction.first_frame, float(reconstruction.frame_step)
 
 
 def summarize(reconstruction: Reconstruction) -> dict:

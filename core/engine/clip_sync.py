@@ -58,9 +58,7 @@ def before_detection(
         )
     shortest = min(c.num_frames for c in clips)
     picked = frames.indices(shortest)
-    windows = tuple(
-        replace(c, start=c.start + int(picked[0]) * c.stride, num_frames=len(picked)) for c in clips
-    )
+    windows = tuple(replace(c, start=int(c.file_frames(picked[0])), num_frames=len(picked)) for c in clips)
     return ClipsInStep(windows, FrameRange(), None, from_people=True)
 
 

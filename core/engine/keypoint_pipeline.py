@@ -24,11 +24,13 @@ from core.engine.video_pipeline import (
     add_ground,
     people_with_bodies,
     place_cameras_from_people,
+    view_frames,
 )
 from core.errors import InputError
+from core.io.audio import audio_offsets, has_audio
 from core.io.calibration import match_clips, read_calibration
 from core.io.openpose import read_openpose_folder
-from core.io.video import ClipInfo, FrameRange, probe_clips
+from core.io.video import ClipInfo, FrameRange, in_step_clips, probe_clips
 from core.perception import PerceptionResult
 from core.perception.flat_hints import FlatObserver
 from core.reconstruction import Reconstruction
@@ -71,7 +73,10 @@ def reconstruct_from_keypoints(
         sizes = [(c.width, c.height) for c in clips] or ([image_size] * len(names) if image_size else None)
         cameras = _cameras(calibration, sizes, names, config)
         observer = FlatObserver(detections.names)
-        rows, frame, num_frames, start, offsets = _in_step(detections, cameras, observer, config.sync, source)
+        rows, frame, num_frames, start, offsets = _in_step(
+            detections, clips, cameras, observer, config.sync, source
+        )
+        clips = _windows(clips, detections.first_frame, offsets)
         indices = frames.indices(num_frames)
         step = np.full(num_frames, -1)
         step[indices] = np.arange(len(indices))
@@ -94,7 +99,7 @@ def reconstruct_from_keypoints(
             people = replace(config.cameras.people, max_landmark_rotation_deg=180.0)
             config = replace(config, cameras=replace(config.cameras, people=people))
             sizes = [(c.width, c.height) for c in cameras.cameras]
-            folders = [str(Path(folder) / f"{name}_json") for name in names]
+            folders = [str(path) for path in detections.sources]
             placed = place_cameras_from_people(
                 perception, observer, sizes, names, folders, len(indices), config
             )
@@ -108,8 +113,9 @@ def reconstruct_from_keypoints(
         perception, cameras, len(indices), fps, config, report, seconds, device
     )
     first = detections.first_frame + start
+    in_clips = indices if offsets else first + indices  # windows count from their first frame
     with timed(seconds, "scene"):
-        reconstruction = add_ground(reconstruction, clips, frames, first + indices, config, WORLD_UP)
+        reconstruction = add_ground(reconstruction, clips, frames, in_clips, config, WORLD_UP)
     diagnostics = reconstruction.diagnostics
     return replace(
         reconstruction,
@@ -123,23 +129,34 @@ def reconstruct_from_keypoints(
         clips=tuple(str(c.path) for c in clips),
         first_frame=first + int(indices[0]),
         frame_step=frames.step,
+        view_frames=view_frames(clips, frames, indices) if offsets and clips else (),
         calibration=calibration_report,
     )
 
 
-def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: SyncConfig, source: str):
+def _in_step(
+    detections,
+    clips: tuple[ClipInfo, ...],
+    cameras: CameraRig,
+    observer: FlatObserver,
+    sync: SyncConfig,
+    source: str,
+):
     """The detections' rows and frames on one clock (``sync``), trimmed to the span every camera
     covers: rows, their frames, the span's length, its start on the first camera's clock, and the
-    offsets (None with ``off``)."""
+    offsets (None with ``off``). ``auto``: from the clips' sound where every clip has some, else from
+    the calibrated cameras' epipolar geometry."""
     every = np.arange(len(detections.view))
     if sync.offsets == "off":
         return every, detections.frame, detections.num_frames, 0, None
     V = len(detections.cameras)
-    if sync.offsets == "auto":
+    if sync.offsets == "auto" and clips and all(has_audio(c) for c in clips):
+        found = audio_offsets(clips, sync.max_offset_frames)
+    elif sync.offsets == "auto":
         if source != "file":
             raise InputError(
-                "--sync auto finds the offsets from the calibrated cameras' epipolar geometry: give "
-                "--calibration, or the offsets (--sync 0,O2,…)"
+                "--sync auto finds the offsets from the clips' sound or from the calibrated cameras' "
+                "epipolar geometry: give clips with sound, --calibration, or the offsets (--sync 0,O2,…)"
             )
         columns = {
             "view": detections.view,
@@ -156,15 +173,26 @@ def _in_step(detections, cameras: CameraRig, observer: FlatObserver, sync: SyncC
     return rows, frame, span, int(np.max(-found.offset)), found
 
 
+def _windows(
+    clips: tuple[ClipInfo, ...], first_frame: int, offsets: SyncOffsets | None
+) -> tuple[ClipInfo, ...]:
+    """The clips as windows of the span the detections were put in step over: the files' frame numbers
+    are the clips' frames, counted from the first file's number."""
+    if not clips or offsets is None:
+        return clips
+    shifted = tuple(
+        replace(c, start=int(c.file_frames(first_frame)), num_frames=c.num_frames - first_frame)
+        for c in clips
+    )
+    return in_step_clips(shifted, offsets.offset)
+
+
 def _clips(videos: Sequence[Path], names: list[str], sync: str) -> tuple[ClipInfo, ...]:
-    """The clips the keypoints were found in, one per camera folder in order (none: none given)."""
+    """The clips the keypoints were found in, one per camera folder in order (none: none given); of one
+    length unless they are to be put in step (``sync``)."""
     if not videos:
         return ()
-    if sync != "off":
-        raise InputError(
-            "--sync with clips and keypoint files together is not supported yet: give one of them"
-        )
-    clips = probe_clips([Path(v) for v in videos])
+    clips = probe_clips([Path(v) for v in videos], in_step=sync == "off")
     if len(clips) != len(names):
         raise InputError(
             f"{len(clips)} clips ({', '.join(c.name for c in clips)}) for {len(names)} keypoint folders "

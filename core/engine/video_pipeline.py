@@ -154,15 +154,15 @@ def reconstruct_from_videos(
             **_sync_diagnostics(in_step, views_kept),
         ),
         clips=tuple(str(c.path) for c in clips),
-        first_frame=clips[0].start // clips[0].stride + int(indices[0]),
-        view_frames=_view_frames(clips, frames, indices),
+        first_frame=round(clips[0].start / clips[0].stride) + int(indices[0]),
+        view_frames=view_frames(clips, frames, indices),
         frame_step=frames.step,
         calibration=calibration_report or CalibrationReport(source),
         reference_cameras=reference,
     )
 
 
-def _view_frames(
+def view_frames(
     clips: Sequence[ClipInfo], frames: FrameRange, indices: np.ndarray
 ) -> tuple[tuple[int, int], ...]:
     """Per view, its file's frame at reconstruction frame 0 and per reconstruction frame, where the
@@ -170,7 +170,7 @@ def _view_frames(
     it for all)."""
     if all(c.start == 0 and c.stride == 1 for c in clips):
         return ()
-    return tuple((c.start + int(indices[0]) * c.stride, frames.step * c.stride) for c in clips)
+    return tuple((int(c.file_frames(indices[0])), frames.step * c.stride) for c in clips)
 
 
 def _sync_diagnostics(in_step: ClipsInStep, views: np.ndarray) -> dict[str, np.ndarray]:

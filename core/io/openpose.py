@@ -1,10 +1,11 @@
-"""OpenPose-style JSON detections, one folder per camera and one file per frame (Pose2Sim's layout).
+"""2D detections from other detectors' JSON, one folder (or file) per camera.
 
-``DIR/<camera>_json/…<frame>.json``: the frame number is the last number of the file's name; each file
-holds ``people[].pose_keypoints_2d`` = x, y, confidence per keypoint, in pixels of the distorted image
-(OpenPose, Pose2Sim, rtmlib's and MMPose's OpenPose writers). A keypoint OpenPose did not find is
-(0, 0, 0). Cameras are in the natural order of their folder names (cam2 before cam10), which is the order
-they are matched to a calibration's cameras in.
+``DIR/<camera>_json/…<frame>.json`` (Pose2Sim's layout): one file per frame, the frame number the last
+number of the file's name, holding OpenPose's ``people[].pose_keypoints_2d`` = x, y, confidence per
+keypoint (OpenPose, Pose2Sim, rtmlib's OpenPose writer) or one image's MMPose instances
+(``core.io.mmpose``). Or ``DIR/<camera>.json``: MMPose's predictions for a whole video. Pixels of the
+distorted image; a keypoint OpenPose did not find is (0, 0, 0). Cameras are in the natural order of their
+names (cam2 before cam10), which is the order they are matched to a calibration's cameras in.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from core.errors import InputError
+from core.io.mmpose import is_instance_list, mmpose_instances, mmpose_video_frames
 from core.keypoints import KEYPOINT_LAYOUTS
 
-__all__ = ["KeypointDetections", "camera_folders", "openpose_files", "read_openpose_folder"]
+__all__ = ["KeypointDetections", "camera_sources", "openpose_files", "read_openpose_folder"]
 
 MIN_KEYPOINTS = 5
 """A person with fewer confident keypoints than this is dropped: too little to place or match."""
@@ -33,7 +35,9 @@ class KeypointDetections:
     """Every camera's 2D detections, one row per person and frame."""
 
     cameras: tuple[str, ...]
-    """Camera names: the folder names without ``_json``."""
+    """Camera names: the folder names without ``_json`` (or the MMPose files' stems)."""
+    sources: tuple[Path, ...]
+    """Each camera's folder or file."""
     layout: str
     """The layout of ``KEYPOINT_LAYOUTS`` the files hold (given, or recognised)."""
     view: Int[np.ndarray, " N"]
@@ -54,14 +58,19 @@ class KeypointDetections:
         return KEYPOINT_LAYOUTS[self.layout][0]
 
 
-def camera_folders(folder: Path) -> list[Path]:
-    """The per-camera folders of ``folder``: its ``*_json`` subfolders, in natural order."""
+def camera_sources(folder: Path) -> list[Path]:
+    """The per-camera sources of ``folder``, in natural order: its ``*_json`` subfolders, or else its
+    ``*.json`` files (MMPose's video predictions)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of per-camera keypoint folders (<camera>_json/)")
     found = [p for p in folder.iterdir() if p.is_dir() and p.name.endswith("_json")]
+    found = found or [p for p in folder.iterdir() if p.is_file() and p.suffix == ".json"]
     if not found:
-        raise InputError(f"{folder}: no <camera>_json/ folder of OpenPose JSON files in it")
+        raise InputError(
+            f"{folder}: no <camera>_json/ folder of per-frame JSON files and no <camera>.json of MMPose "
+            "video predictions in it"
+        )
     return sorted(found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
 
 
@@ -69,7 +78,7 @@ def read_openpose_folder(folder: Path, layout: str | None = None) -> KeypointDet
     """Read every camera's JSON files; ``layout`` is recognised from the files when not given."""
     if layout is not None and layout not in KEYPOINT_LAYOUTS:
         raise InputError(f"unknown keypoint layout {layout!r}; one of {', '.join(KEYPOINT_LAYOUTS)}")
-    cameras = camera_folders(folder)
+    cameras = camera_sources(folder)
     per_camera = [_read_camera(path) for path in cameras]
     counts = {people.shape[1] for _, people, _ in per_camera if people.size}
     if not counts:
@@ -105,7 +114,8 @@ def read_openpose_folder(folder: Path, layout: str | None = None) -> KeypointDet
             messages.append(f"{path}: files for {len(files)} of the {span} frames; the others count as empty")
     people = np.concatenate(points)
     return KeypointDetections(
-        cameras=tuple(p.name.removesuffix("_json") for p in cameras),
+        cameras=tuple(p.name.removesuffix("_json") if p.is_dir() else p.stem for p in cameras),
+        sources=tuple(cameras),
         layout=layout,
         view=np.concatenate(view).astype(np.int64),
         frame=np.concatenate(frame).astype(np.int64),
@@ -148,21 +158,26 @@ def openpose_files(
     return files
 
 
-def _read_camera(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One camera's file numbers, its people ``(N, K, 3)`` and each person's frame number."""
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise InputError(f"{folder}: no JSON file in this camera folder")
-    file_numbers = _file_numbers(files)
-    people, numbers = [], []
-    for path, number in zip(files, file_numbers.tolist(), strict=True):
-        for values in _people(path):
-            people.append(values)
-            numbers.append(number)
+def _read_camera(source: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One camera's frame numbers (of its files or entries), its people ``(N, K, 3)`` and each person's
+    frame number."""
+    if source.is_file():
+        frames = mmpose_video_frames(_document(source), source)
+        if not frames:
+            raise InputError(f"{source}: no frame in these MMPose predictions")
+        file_numbers = np.array([number for number, _ in frames], dtype=np.int64)
+    else:
+        files = sorted(source.glob("*.json"))
+        if not files:
+            raise InputError(f"{source}: no JSON file in this camera folder")
+        file_numbers = _file_numbers(files)
+        frames = [(n, _people(path)) for path, n in zip(files, file_numbers.tolist(), strict=True)]
+    people = [values for _, found in frames for values in found]
+    numbers = [n for n, found in frames for _ in found]
     sizes = {len(p) for p in people}
     if len(sizes) > 1:
         raise InputError(
-            f"{folder}: people of different numbers of keypoints ({sorted(sizes)}) in one camera"
+            f"{source}: people of different numbers of keypoints ({sorted(sizes)}) in one camera"
         )
     array = np.array(people, dtype=float).reshape(len(people), -1, 3) if people else np.zeros((0, 0, 3))
     return file_numbers, array, np.array(numbers, dtype=np.int64)
@@ -179,14 +194,21 @@ def _file_numbers(files: list[Path]) -> np.ndarray:
     return np.array(numbers, dtype=np.int64)
 
 
-def _people(path: Path) -> list[list[float]]:
+def _document(path: Path) -> object:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not a readable JSON file ({error})") from error
+
+
+def _people(path: Path) -> list[list[float]]:
+    """One frame's file: OpenPose's ``people`` or MMPose's instances, each person flat x, y, score."""
+    document = _document(path)
+    if is_instance_list(document):
+        return mmpose_instances(document, path)
     people = document.get("people") if isinstance(document, dict) else None
     if not isinstance(people, list):
-        raise InputError(f"{path}: no 'people' list (OpenPose JSON expected)")
+        raise InputError(f"{path}: no 'people' list (OpenPose JSON) and not a list of MMPose instances")
     found = []
     for k, person in enumerate(people):
         values = person.get("pose_keypoints_2d") if isinstance(person, dict) else None

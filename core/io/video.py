@@ -33,6 +33,9 @@ __all__ = [
     "probe_clips",
 ]
 
+RATE_TOLERANCE = 1e-3
+"""Frame rates this close (relatively) are one: 29.97 and 30 fps drift a frame in 1,000, as phones
+reporting their average rate do anyway."""
 _SEEK_MIN_FRAMES = 90
 """Ranges starting this many frames in seek to the keyframe before them instead of decoding from frame 0."""
 
@@ -79,9 +82,18 @@ class ClipInfo:
     start: int = 0
     """The file's frame that is the clip's frame 0: clips put in step with others (``in_step_clips``)
     are windows of their files, ``num_frames`` long."""
-    stride: int = 1
-    """File frames per clip frame: a file at a multiple of the others' rate is read at theirs
-    (``fps``), every ``stride``-th frame."""
+    stride: float = 1.0
+    """File frames per clip frame (≥ 1): a file at a higher rate than the others is read at theirs
+    (``fps``), its clip frame k being the file's frame nearest that instant (:meth:`file_frames`)."""
+
+    def file_frames(self, frames: Int[np.ndarray, " T"]) -> Int[np.ndarray, " T"]:
+        """The file's frame shown at each clip frame: the nearest to its instant.
+
+        >>> clip = ClipInfo(Path("a.mp4"), "a", 4, 4, 25.0, 20, 0, start=2, stride=1.2)
+        >>> clip.file_frames(np.arange(5))
+        array([2, 3, 4, 6, 7])
+        """
+        return self.start + np.floor(np.asarray(frames) * self.stride + 0.5).astype(np.int64)
 
 
 def probe_clip(path: Path) -> ClipInfo:
@@ -138,18 +150,23 @@ def probe_clips(paths: Sequence[Path], in_step: bool = True) -> tuple[ClipInfo, 
 
 
 def _at_common_rate(infos: tuple[ClipInfo, ...]) -> tuple[ClipInfo, ...]:
-    """The clips read at the lowest rate among them where each rate is a whole multiple of it (a 60 fps
-    phone beside 30 fps ones: every second frame); other rates are left for the check to refuse."""
+    """The clips read at the lowest rate among them: a 60 fps phone beside 30 fps ones gives every second
+    frame, a 30 fps one beside 25 fps ones the frame nearest each 25 fps instant (off by at most half a
+    frame of its own, 17 ms). Rates within 0.1 % (29.97 and 30 fps) count as one."""
     lowest = min(info.fps for info in infos)
-    ratios = [info.fps / lowest for info in infos]
-    if not all(math.isclose(r, round(r), rel_tol=1e-3) for r in ratios):
-        return infos
-    return tuple(
-        replace(info, fps=lowest, stride=round(r), num_frames=-(-info.num_frames // round(r)))
-        if round(r) > 1
-        else info
-        for info, r in zip(infos, ratios, strict=True)
-    )
+    return tuple(_resampled(info, lowest) for info in infos)
+
+
+def _resampled(info: ClipInfo, fps: float) -> ClipInfo:
+    """``info`` read at the lower rate ``fps``: its frames nearest each instant of that rate."""
+    ratio = info.fps / fps
+    if math.isclose(ratio, 1, rel_tol=RATE_TOLERANCE):
+        return info
+    if math.isclose(ratio, round(ratio), rel_tol=RATE_TOLERANCE):
+        ratio = float(round(ratio))  # a whole multiple: every ratio-th frame, exactly
+    # the clip's last frame k is the last whose nearest file frame, round(k · ratio), the file has
+    count = math.floor((info.num_frames - 0.5) / ratio) + 1
+    return replace(info, fps=fps, stride=ratio, num_frames=count)
 
 
 def _check_in_step(infos: Sequence[ClipInfo], same_length: bool = True) -> None:
@@ -157,14 +174,15 @@ def _check_in_step(infos: Sequence[ClipInfo], same_length: bool = True) -> None:
     first = infos[0]
     for info in infos[1:]:
         if same_length and info.num_frames != first.num_frames:
+            read = f" (read at {info.fps:g} fps)" if info.stride != 1 else ""
             raise VideoError(
-                f"{first.path} has {first.num_frames} frames but {info.path} has {info.num_frames}; "
+                f"{first.path} has {first.num_frames} frames but {info.path} has {info.num_frames}{read}; "
                 "synchronized clips must have the same number of frames (trim them to the same span)"
             )
-        if not math.isclose(info.fps, first.fps, rel_tol=1e-3):
+        if not math.isclose(info.fps, first.fps, rel_tol=RATE_TOLERANCE):
             raise VideoError(
                 f"{first.path} runs at {first.fps:g} fps but {info.path} at {info.fps:g} fps; "
-                "synchronized clips must share one frame rate, or run at whole multiples of one"
+                "synchronized clips must be read at one frame rate"
             )
 
 
@@ -253,29 +271,26 @@ def iter_frames(info: ClipInfo, frames: FrameRange) -> Iterator[tuple[int, UInt8
         InputError: the range does not fit the clip.
         VideoError: (while iterating) the clip fails to decode or ends before its reported last frame.
     """
-    picked = info.start + frames.indices(info.num_frames) * info.stride  # the file's frames
-    return (
-        ((index - info.start) // info.stride, image)
-        for index, image in _decode_range(info, int(picked[0]), int(picked[-1]), frames.step * info.stride)
-    )
+    picked = frames.indices(info.num_frames)
+    wanted = info.file_frames(picked)
+    return ((int(picked[k]), image) for k, image in enumerate(_decode_frames(info, wanted)))
 
 
-def _decode_range(
-    info: ClipInfo, first: int, last: int, step: int
-) -> Iterator[tuple[int, UInt8[np.ndarray, "H W 3"]]]:
-    """Frames ``first, first + step, ... <= last`` of the clip; see :func:`iter_frames`."""
-    index = -1
+def _decode_frames(info: ClipInfo, wanted: Int[np.ndarray, " T"]) -> Iterator[UInt8[np.ndarray, "H W 3"]]:
+    """The file's frames ``wanted`` (increasing), in order; see :func:`iter_frames`."""
+    index, k = -1, 0
     try:
         with av.open(str(info.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             to_rgb = VideoReformatter()  # one scaler for the clip; frame.to_ndarray would build one per frame
-            for index, frame in _indexed_frames(container, stream, info.fps * info.stride, first):
-                if index >= first and (index - first) % step == 0:
+            for index, frame in _indexed_frames(container, stream, info.fps * info.stride, int(wanted[0])):
+                if index == wanted[k]:
                     rgb = to_rgb.reformat(frame, format="rgb24").to_ndarray()
-                    yield index, _upright(rgb, info.rotation)
-                if index >= last:
-                    return
+                    yield _upright(rgb, info.rotation)
+                    k += 1
+                    if k == len(wanted):
+                        return
     except av.error.FFmpegError as error:
         raise VideoError(f"{info.path}: decoding failed after frame {index} ({error.strerror})") from error
     raise VideoError(
@@ -335,7 +350,7 @@ def in_step_clips(infos: Sequence[ClipInfo], offsets: Int[np.ndarray, " V"]) -> 
             f"({', '.join(i.name for i in infos)}) share no instant"
         )
     return tuple(
-        replace(info, start=info.start + (begin + int(o)) * info.stride, num_frames=end - begin)
+        replace(info, start=int(info.file_frames(begin + int(o))), num_frames=end - begin)
         for info, o in zip(infos, offsets, strict=True)
     )
 

@@ -114,6 +114,49 @@ def test_bad_folders_and_files_are_named(tmp_path: Path) -> None:
         read_openpose_folder(tmp_path)
 
 
+def mmpose_instance(person: np.ndarray) -> dict:
+    """One person as MMPose's inferencer saves it: [x, y] pairs, their scores, a box."""
+    return {
+        "keypoints": person[:, :2].tolist(),
+        "keypoint_scores": person[:, 2].tolist(),
+        "bbox": [[0.0, 0.0, 10.0, 10.0]],
+        "bbox_score": 0.9,
+    }
+
+
+def test_mmpose_predictions_of_videos_and_of_images_read_as_openpose_files_do(tmp_path: Path) -> None:
+    people = {  # camera → frame → persons (COCO-17, as RTMPose gives)
+        "cam1": {0: [400.0, 700.0], 1: [405.0], 2: []},
+        "cam2": {0: [300.0], 1: [310.0, 900.0], 2: [320.0]},
+    }
+    for camera, frames in people.items():
+        video = []
+        for t, columns in frames.items():
+            persons = [standing_person(KEYPOINT_LAYOUTS["coco17"][0], x) for x in columns]
+            write_frame(tmp_path / "openpose" / f"{camera}_json" / f"{camera}_{t:06d}.json", persons)
+            image = tmp_path / "images" / f"{camera}_json" / f"{t:06d}.json"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.write_text(json.dumps([mmpose_instance(p) for p in persons]))
+            video.append({"frame_id": t, "instances": [mmpose_instance(p) for p in persons]})
+        (tmp_path / "videos").mkdir(exist_ok=True)
+        (tmp_path / "videos" / f"{camera}.json").write_text(json.dumps(video))
+    expected = read_openpose_folder(tmp_path / "openpose")
+    assert expected.layout == "coco17" and np.bincount(expected.view).tolist() == [3, 4]
+    for kind in ("images", "videos"):
+        found = read_openpose_folder(tmp_path / kind)
+        assert (found.cameras, found.layout, found.num_frames) == (("cam1", "cam2"), "coco17", 3)
+        for field in ("view", "frame", "keypoints", "confidence", "camera_frames"):
+            np.testing.assert_array_equal(getattr(found, field), getattr(expected, field))
+    (tmp_path / "videos" / "cam2.json").write_text(
+        json.dumps([{"frame_id": 0, "instances": [{"keypoints": [[1, 2]]}]}])
+    )
+    with pytest.raises(InputError, match=r"cam2\.json: frame 0: instance 0: 'keypoints' is not a list of"):
+        read_openpose_folder(tmp_path / "videos")
+    (tmp_path / "videos" / "cam2.json").write_text(json.dumps({"predictions": []}))
+    with pytest.raises(InputError, match=r"cam2\.json: not MMPose video predictions"):
+        read_openpose_folder(tmp_path / "videos")
+
+
 def scene_as_halpe(scene, folder: Path) -> None:
     """The synthetic scene's projected joints written as Halpe-26 files, one folder per camera; the
     Halpe keypoints that are not SMPL-X joints (face, feet) as not found."""
@@ -200,17 +243,21 @@ def test_openpose_export_refuses_keypoints_of_no_known_layout(tmp_path: Path) ->
     assert not (tmp_path / "pose").exists()
 
 
+def started_apart(scene, offsets: np.ndarray):
+    """The scene as cameras started apart would see it: the instant at frame t of the first camera is
+    at frame t + offsets[v] of camera v, within the clip's frames."""
+    frame = scene.observations.frame + offsets[scene.observations.view]
+    inside = (frame >= 0) & (frame < scene.config.frames)
+    observations = dataclasses.replace(scene.observations, frame=frame).take(np.flatnonzero(inside))
+    return dataclasses.replace(scene, observations=observations)
+
+
 def test_keypoint_files_not_in_step_are_put_in_step_by_the_epipolar_geometry(tmp_path: Path, capsys) -> None:
     from studio.cli import main
 
     scene = make_scene(SyntheticConfig(persons=2, views=3, frames=60, keypoint_noise_px=1.0))
     offsets = np.array([0, 6, -9])
-    frame = scene.observations.frame + offsets[scene.observations.view]
-    inside = (frame >= 0) & (frame < 60)
-    late = dataclasses.replace(
-        scene, observations=dataclasses.replace(scene.observations, frame=frame).take(np.flatnonzero(inside))
-    )
-    scene_as_halpe(late, tmp_path / "pose")
+    scene_as_halpe(started_apart(scene, offsets), tmp_path / "pose")
     write_calibration(scene.true_cameras, tmp_path / "Calib.toml")
     base = ["reconstruct", "--keypoints", str(tmp_path / "pose"), "--body", "none"]
     main(
@@ -231,7 +278,34 @@ def test_keypoint_files_not_in_step_are_put_in_step_by_the_epipolar_geometry(tmp
     assert summary["persons"] == 2 and summary["frames"] == 60 - 6 - 9  # the span all three cover
     with pytest.raises(SystemExit):
         main([*base, "--image-size", "1920", "1080", "--sync", "auto", "--out", str(tmp_path / "x")])
-    assert "--sync auto finds the offsets from the calibrated cameras" in capsys.readouterr().err
+    assert (
+        "--sync auto finds the offsets from the clips' sound or from the calibrated"
+        in capsys.readouterr().err
+    )
+
+
+def test_uncalibrated_keypoint_files_with_clips_that_have_sound_are_put_in_step_by_it(tmp_path: Path) -> None:
+    from tests.core.engine.test_clip_sync import FPS, room_sound, write_clip_with_sound
+
+    scene = make_scene(SyntheticConfig(persons=2, views=3, frames=60, keypoint_noise_px=1.0))
+    offsets = np.array([0, 6, -9])
+    scene_as_halpe(started_apart(scene, offsets), tmp_path / "pose")  # the clips' first 60 frames
+    source, size = room_sound(16_000), (1920, 1080)
+    clips = [
+        write_clip_with_sound(tmp_path / f"cam{v:02d}.mp4", source, 16_000, 3.0 - o / FPS, 16_000, size)
+        for v, o in enumerate(offsets)
+    ]
+    settings = ReconstructionConfig()
+    settings = dataclasses.replace(
+        settings,
+        body=dataclasses.replace(settings.body, model="none"),
+        sync=dataclasses.replace(settings.sync, offsets="auto"),
+    )
+    # No calibration: only the sound can tell the offsets before the people calibrate the cameras.
+    found = reconstruct_from_keypoints(tmp_path / "pose", None, clips, config=settings)
+    assert found.diagnostics.sync_offsets.tolist() == offsets.tolist()
+    assert found.num_frames == 60 - 6 - 9 and found.view_frames[2] == (0, 1.0)
+    assert found.calibration.source == "people" and len(found.calibration.placed) == 3
 
 
 def test_keypoint_files_with_their_clips_colour_the_floor_and_keep_the_clips(
@@ -248,3 +322,12 @@ def test_keypoint_files_with_their_clips_colour_the_floor_and_keep_the_clips(
     assert len(result.points) == 0 and np.isfinite(result.ground).all()  # without clips: not coloured
     with pytest.raises(InputError, match="2 clips .* for 3 keypoint folders"):
         reconstruct_from_keypoints(folder / "pose", folder / "Calib.toml", clips[:2], config=settings)
+    # Files of cameras started apart, with their clips: the clips become windows of one span, each view
+    # shown at its own frame of the instant.
+    scene, offsets = from_files[0], np.array([0, 6, -9])
+    scene_as_halpe(started_apart(scene, offsets), tmp_path / "apart")
+    apart = dataclasses.replace(settings, sync=dataclasses.replace(settings.sync, offsets="0,6,-9"))
+    in_step = reconstruct_from_keypoints(tmp_path / "apart", folder / "Calib.toml", clips, config=apart)
+    assert in_step.num_frames == 40 - 9 - 6  # the span all three cover
+    assert in_step.view_frames == ((9, 1.0), (15, 1.0), (0, 1.0))  # file frame 9 + offset at frame 0
+    assert in_step.diagnostics.sync_offsets.tolist() == offsets.tolist() and len(in_step.points) > 0

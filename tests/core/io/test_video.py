@@ -209,9 +209,19 @@ def test_different_frame_counts_name_both_clips(tmp_path):
         probe_clips(paths)
 
 
-def test_different_rates_name_both_clips(tmp_path):
-    paths = [coded_clip(tmp_path / "a.mp4", fps=25), coded_clip(tmp_path / "b.mp4", fps=30)]
-    with pytest.raises(VideoError, match=r"a.mp4 runs at 25 fps but .*b.mp4 at 30 fps"):
+def test_clips_at_unrelated_rates_are_read_at_the_lowest_by_nearest_frame(tmp_path):
+    slow = coded_clip(tmp_path / "slow.mp4", 20, fps=25)
+    fast = coded_clip(tmp_path / "fast.mp4", 24, fps=30)  # the same 0.8 s
+    infos = probe_clips([slow, fast])
+    assert [(i.fps, i.num_frames, i.stride) for i in infos] == [(25.0, 20, 1.0), (25.0, 20, 1.2)]
+    # 25 fps instants 0, 40, 80, 120, 160 ms: the 30 fps frames nearest them (0, 33, 67, 133, 167 ms)
+    assert [read_code(image) for _, image in iter_frames(infos[1], FrameRange(0, 5))] == [0, 1, 2, 4, 5]
+    assert [read_code(image) for _, image in iter_frames(infos[1], FrameRange(17, 20))] == [20, 22, 23]
+
+
+def test_rates_that_differ_leave_differing_lengths_named_at_the_common_rate(tmp_path):
+    paths = [coded_clip(tmp_path / "a.mp4", 20, fps=25), coded_clip(tmp_path / "b.mp4", 30, fps=30)]
+    with pytest.raises(VideoError, match=r"a.mp4 has 20 frames but .*b.mp4 has 25 \(read at 25 fps"):
         probe_clips(paths)
 
 
