@@ -171,6 +171,31 @@ def view_agreement_messages(
     ]
 
 
+def _refined(
+    observations: Observations,
+    tracklets: Tracklets,
+    assignment: Assignment,
+    cameras: CameraRig,
+    num_frames: int,
+    config: ReconstructionConfig,
+) -> Assignment:
+    """Rounds of matching every observation to the persons fused from the last round's assignment
+    (``refine_assignment``): tracklets that followed two people are cut where they swapped."""
+    for _ in range(config.refinement.rounds):
+        oriented, person, _ = assigned_observations(
+            observations, tracklets, assignment, cameras, num_frames, config
+        )
+        persons = fuse(oriented, person, cameras, num_frames, config.fusion)
+        refined = refine_assignment(
+            oriented, tracklets, assignment, persons, cameras, num_frames, config.refinement
+        )
+        changed = refined.person_of(tracklets.observation_tracklet, observations.frame) != person
+        assignment = refined
+        if changed.mean() <= config.refinement.settled_share:
+            break  # settled: another round would fuse nearly the same persons
+    return assignment
+
+
 def fit_to_clip(config: ReconstructionConfig, num_frames: int) -> tuple[ReconstructionConfig, list[str]]:
     """The settings for a clip of ``num_frames``, and what to tell the user about them.
 
@@ -229,18 +254,10 @@ def reconstruct_from_observations(
         metres_per_unit = monocular_scale(observations, cameras, config.scale)
         association = associate(observations, tracklets, cameras, clip_config.association, metres_per_unit)
     report("association", 0.6)
-    assignment = association.assignment
     with timed(seconds, "refinement"):
-        # Only triangulated joints reproject onto the detections they came from; a body-model estimate
-        # averaged over views does not, so its misfit would say nothing about identity.
-        if config.refinement.enabled and observations.bare_keypoints and len(cameras) > 1:
-            oriented, person, _ = assigned_observations(
-                observations, tracklets, assignment, cameras, num_frames, config
-            )
-            persons = fuse(oriented, person, cameras, num_frames, config.fusion)
-            assignment = refine_assignment(
-                oriented, tracklets, assignment, persons, cameras, num_frames, config.refinement
-            )
+        assignment = association.assignment
+        if config.refinement.enabled and len(cameras) > 1:
+            assignment = _refined(observations, tracklets, assignment, cameras, num_frames, config)
     report("refinement", 0.7)
     persons, scaled_cameras, diagnostics = fuse_and_scale(
         observations, tracklets, assignment, cameras, num_frames, config, seconds

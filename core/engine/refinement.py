@@ -11,7 +11,11 @@ person keeps its person if that person is seen by its view alone (someone only o
 its tracklet is long enough not to be a false positive. The
 per-frame labels are then smoothed along each tracklet by a majority vote, and the tracklets are cut
 into pieces where their label changes. The result is an ordinary :class:`Assignment`, which an
-annotator can still edit.
+annotator can still edit. A few rounds, each against the persons the last one's assignment fuses.
+
+Every observation kind is checked by its keypoints: triangulated ones (bare keypoints) reproject onto
+the detections they came from; a body-model person (its views' averaged pose on the triangulated
+position) lands within a few hundredths of a body height of them, far closer than another person.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from core.geometry import project_points
 from core.types import Assignment, CameraRig, Observations, PersonTrack, Tracklets
 
 _UNMATCHED = 1e6
+_GATE = 1.0
+"""Persons whose projected centre is farther than this many of an observation's heights from its
+keypoints' centre cannot fit it (``max_error`` is a tenth of that) and are not compared in full."""
+_CHUNK_POINTS = 1_000_000
+"""Projected joints held at once (views or observations × persons × frames × joints)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,11 @@ class RefinementConfig:
     """Frames of the majority vote along a tracklet (odd)."""
     min_keypoint_confidence: float = 0.5
     """Keypoints less confident than this are not compared."""
+    rounds: int = 3
+    """Rounds of matching the observations to the persons fused from the previous round's assignment
+    (each round's persons are purer, so the next round's matches are surer) …"""
+    settled_share: float = 0.005
+    """… until a round moves at most this share of the observations to another person."""
     min_single_view_frames: int = 30
     """A person only one view sees is kept only from tracklets at least this long: shorter ones are far
     more often a detector's false positive (e.g. a second, smaller skeleton found in a person's legs)."""
@@ -56,7 +70,7 @@ def fit_errors(
 ) -> Float[np.ndarray, "N P"]:
     """Median keypoint distance (in bounding-box heights) of every observation to every person at its
     frame; inf where the person is absent, is supported by no other view than the observation's own at
-    that frame, or no keypoint can be compared."""
+    that frame, is farther than a body height (``_GATE``) or no keypoint can be compared."""
     N, P = len(observations), len(persons)
     errors = np.full((N, P), np.inf)
     if N == 0 or P == 0:
@@ -75,24 +89,35 @@ def fit_errors(
     height = np.maximum(observations.bbox[:, 3] - observations.bbox[:, 1], 1.0)
     detected = observations.keypoints2d[:, keypoint]
     confident = observations.keypoint_confidence[:, keypoint] >= min_confidence
-    for start in range(0, N, 4096):  # bounded memory: (chunk, P, J, 2)
-        rows = slice(start, min(start + 4096, N))
-        v = view[rows]
-        projected = project_points(
-            joints[:, frame[rows]].swapaxes(0, 1),  # (n, P, J, 3)
-            cameras.K[v][:, None],
-            cameras.dist[v][:, None],
-            cameras.R[v][:, None],
-            cameras.t[v][:, None],
-        )
-        distance = np.linalg.norm(projected - detected[rows, None], axis=-1)  # (n, P, J)
-        distance = np.where(confident[rows, None] & np.isfinite(distance), distance, np.nan)
+    per_frame = P * joint.size * max(len(cameras), int(np.ceil(N / max(num_frames, 1))))
+    chunk = max(1, _CHUNK_POINTS // per_frame)  # frames per chunk: bounded memory
+    for first in range(0, num_frames, chunk):  # every person projected once per view and frame
+        rows = np.flatnonzero((frame >= first) & (frame < first + chunk))
+        if rows.size == 0:
+            continue
+        at = joints[:, first : first + chunk]  # (P, t, J, 3)
+        projected = np.stack(
+            [
+                project_points(at, cameras.K[c], cameras.dist[c], cameras.R[c], cameras.t[c])
+                for c in range(len(cameras))
+            ]
+        )  # (V, P, t, J, 2)
+        v, t = view[rows], frame[rows] - first
+        others = views[:, frame[rows]].sum(axis=-1) - views[:, frame[rows], v]  # (P, n)
+        # Only persons near the observation (centroids within a body height) are compared in full.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # absent persons, unseen keypoints: NaN
+            centre = np.nanmean(projected, axis=-2)  # (V, P, t, 2)
+            seen = np.where(confident[rows, :, None], detected[rows], np.nan)
+            near = np.linalg.norm(centre[v, :, t] - np.nanmean(seen, axis=1)[:, None], axis=-1)
+        near = (near < _GATE * height[rows, None]) & (others.T >= 1)
+        n, person = np.nonzero(near)
+        distance = np.linalg.norm(projected[v[n], person, t[n]] - detected[rows[n]], axis=-1)  # (M, J)
+        distance = np.where(confident[rows[n]] & np.isfinite(distance), distance, np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: nothing comparable
             median = np.nanmedian(distance, axis=-1)
-        others = views[:, frame[rows]].sum(axis=-1) - views[:, frame[rows], v]  # (P, n)
-        supported = (others >= 1).T
-        errors[rows] = np.where(np.isfinite(median) & supported, median / height[rows, None], np.inf)
+        errors[rows[n], person] = np.where(np.isfinite(median), median / height[rows[n]], np.inf)
     return errors
 
 

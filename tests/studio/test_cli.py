@@ -11,6 +11,7 @@ REQUIRED = {
     "association_precision",
     "association_recall",
     "id_switches",
+    "id_switches_per_100_frames",
     "wa_mpjpe_mm",
     "single_view_wa_mpjpe_mm",
     "w_mpjpe_mm",
