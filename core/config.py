@@ -8,6 +8,7 @@ from core.body.config import BodyConfig
 from core.cameras.config import CameraConfig
 from core.engine.association import AssociationConfig
 from core.engine.fusion import FusionConfig
+from core.engine.joint_speed import JointSpeedConfig
 from core.engine.refinement import RefinementConfig
 from core.engine.scale import ScaleConfig
 from core.engine.sync import SyncConfig
@@ -29,6 +30,7 @@ class ReconstructionConfig:
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    joint_speed: JointSpeedConfig = field(default_factory=JointSpeedConfig)
     ground: GroundConfig = field(default_factory=GroundConfig)
     body: BodyConfig = field(default_factory=BodyConfig)
     networks: NetworksConfig = field(default_factory=NetworksConfig)

@@ -281,6 +281,14 @@ class Diagnostics:
     )
     mirrored_observations: Int[np.ndarray, " M"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Observations whose left and right keypoints fusion exchanged to agree with the other views."""
+    rejected_joint_person: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Joint positions rejected as faster than a human joint (``core.engine.joint_speed``): the person …"""
+    rejected_joint_frame: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """… the frame …"""
+    rejected_joint: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """… the joint (index into the person's ``joint_names``) …"""
+    rejected_joint_speed: Float[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0))
+    """… and its speed from the last accepted position, m/s."""
     dropped_observations: int = 0
     """Observations removed on input because an essential field was not finite."""
     sync_offsets: Int[np.ndarray, " V"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))

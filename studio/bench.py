@@ -44,6 +44,7 @@ def run_bench(scene_config: SyntheticConfig, config: ReconstructionConfig | None
         "scale_factor": reconstruction.diagnostics.scale_factor,
         "stage_seconds": seconds,
         "frames_per_second": scene_config.frames / test_time,
+        "joint_speed_rejections": int(reconstruction.diagnostics.rejected_joint.size),
         "ablations": _ablations(scene, reconstruction, config),
     }
 
@@ -86,6 +87,7 @@ def _refused_wa_mpjpe(
         reconstruction.assignment,
         scene.cameras,
         scene.config.frames,
+        scene.config.fps,
         config,
         {},
     )

@@ -241,6 +241,32 @@ def overlay_grid(
     return np.concatenate(rows, axis=0)
 
 
+def rejected_joints_markdown(
+    reconstruction: Reconstruction, person_id: int, frame: int, rows: int = 12
+) -> str:
+    """The person's joint positions rejected as faster than a human joint moves, nearest ``frame``
+    first, as a Markdown table: what the body fit left out, and why."""
+    d = reconstruction.diagnostics
+    mine = np.flatnonzero(d.rejected_joint_person == person_id)
+    bound = reconstruction.config.joint_speed.max_speed
+    if mine.size == 0:
+        return f"No joint of person {person_id} moved faster than {bound:g} m/s."
+    names = _person(reconstruction, person_id).joint_names
+    near = mine[np.argsort(np.abs(d.rejected_joint_frame[mine] - frame), kind="stable")][:rows]
+    lines = [
+        f"**{mine.size} joint positions of person {person_id} moved faster than {bound:g} m/s** from the "
+        "last accepted one: left out of the body fit, placed between their neighbours in time.",
+        "",
+        "| frame | joint | speed (m/s) |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {d.rejected_joint_frame[k]} | {names[d.rejected_joint[k]]} | {d.rejected_joint_speed[k]:.0f} |"
+        for k in sorted(near, key=lambda k: d.rejected_joint_frame[k])
+    ]
+    return "\n".join(lines)
+
+
 def person_timeseries(reconstruction: Reconstruction, person_id: int) -> dict[str, np.ndarray]:
     """A person's evidence over time: ``frames`` (F,), ``reprojection_px`` (F, V), ``views`` (F,) seeing
     it, head–pelvis ``scale_frames``/``scale_ratios`` (S,), and ``association_cost`` (F,), the mean cost

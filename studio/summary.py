@@ -21,6 +21,15 @@ def view_file_frames(reconstruction: Reconstruction, view: int) -> tuple[int, fl
     return reconstruction.first_frame, float(reconstruction.frame_step)
 
 
+def largest_joint_step(person) -> float | None:
+    """The farthest any joint of the person moves between two consecutive frames, metres."""
+    consecutive = np.flatnonzero(np.diff(person.frames) == 1)
+    if consecutive.size == 0:
+        return None
+    step = np.linalg.norm(person.joints[consecutive + 1] - person.joints[consecutive], axis=-1)
+    return round(float(np.nanmax(step)), 3) if np.isfinite(step).any() else None
+
+
 def summarize(reconstruction: Reconstruction) -> dict:
     """Persons with their clip frame spans and reprojection errors, the scale factor, seconds per stage."""
     names = reconstruction.cameras.names
@@ -42,6 +51,10 @@ def summarize(reconstruction: Reconstruction) -> dict:
                 "frames": int(frames.shape[0]),
                 "reprojection_error_px": round(float(np.mean(residuals[seen])), 2) if seen.any() else None,
                 "reprojection_error_px_per_view": per_view,
+                "largest_joint_step_m": largest_joint_step(person),
+                "joint_speed_rejections": int(
+                    (reconstruction.diagnostics.rejected_joint_person == person.person_id).sum()
+                ),
             }
         )
     diagnostics = reconstruction.diagnostics
@@ -97,10 +110,11 @@ def format_summary(summary: dict) -> str:
     """The summary as lines for a terminal."""
     lines = [f"{summary['persons']} persons over {summary['frames']} frames at {summary['fps']:g} fps"]
     for p in summary["person"]:
-        error = p["reprojection_error_px"]
+        error, step = p["reprojection_error_px"], p["largest_joint_step_m"]
         lines.append(
             f"  person {p['person_id']}: frames {p['first_frame']}–{p['last_frame']} ({p['frames']}), "
-            f"reprojection {'n/a' if error is None else f'{error:.2f} px'}"
+            f"reprojection {'n/a' if error is None else f'{error:.2f} px'}, largest joint step "
+            f"{'n/a' if step is None else f'{step:.2f} m'}, {p['joint_speed_rejections']} too fast"
         )
     lines.append(f"scale factor {summary['scale_factor']:.4f}")
     cameras = summary["cameras"]

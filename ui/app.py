@@ -24,7 +24,14 @@ from core.io.video import FrameRange
 from core.reconstruction import ReconstructionFormatError
 from studio.background import BackgroundRun
 from studio.downloads import prepare_downloads
-from studio.inspection import association_matrix, matrix_image, overlay_grid, person_plot, person_timeseries
+from studio.inspection import (
+    association_matrix,
+    matrix_image,
+    overlay_grid,
+    person_plot,
+    person_timeseries,
+    rejected_joints_markdown,
+)
 from studio.runs import EXAMPLES, SYNTHETIC, run_clips, run_example, save_run
 from studio.session import SessionStore
 from studio.settings import ALL_FRAMES, PAGE_NETWORKS, PAGE_SETTINGS, Setting, config_from_values
@@ -246,18 +253,19 @@ class InspectTab:
             self.matrix = gr.Image(
                 label="Association cost between the tracklets of this frame", elem_id="inspect-matrix"
             )
+        self.rejected = gr.Markdown(elem_id="inspect-rejected")
 
     def wire(self, session_dir: gr.State) -> None:
-        outputs = [self.views, self.plot, self.matrix, self.person]
+        outputs = [self.views, self.plot, self.matrix, self.person, self.rejected]
         self.show_button.click(self.show, [session_dir, self.person, self.frame], outputs)
 
     def show(self, directory: str, person_id, frame_index) -> tuple:
         if not directory:
-            return None, None, None, gr.update()
+            return None, None, None, gr.update(), ""
         rec = self.store.open(Path(directory)).current
         ids = [p.person_id for p in rec.persons]
         if not ids:
-            return None, None, None, gr.update(choices=[], value=None)
+            return None, None, None, gr.update(choices=[], value=None), ""
         chosen = int(person_id) if person_id is not None and int(person_id) in ids else ids[0]
         labels, costs = association_matrix(rec, int(frame_index))
         return (
@@ -265,6 +273,7 @@ class InspectTab:
             person_plot(person_timeseries(rec, chosen), list(rec.cameras.names)),
             matrix_image(labels, costs) if labels else None,
             gr.update(choices=ids, value=chosen),  # persons change with identity edits
+            rejected_joints_markdown(rec, chosen, int(frame_index)),
         )
 
 

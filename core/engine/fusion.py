@@ -307,17 +307,19 @@ def reprojection_residuals(
 ) -> Float[np.ndarray, "F V"]:
     """Mean pixel distance between the track's projected joints and each view's 2D keypoints.
 
-    Keypoints are matched to joints by name; keypoints whose confidence is not above ``min_confidence``
-    and outliers farther than ``max_error_px`` are ignored. NaN where a view did not see the person.
+    Keypoints are matched to joints by name; keypoints whose confidence is not above ``min_confidence``,
+    outliers farther than ``max_error_px`` and joints that stand on no view (placed, not measured) are
+    ignored. NaN where a view did not see the person.
     """
     residuals = np.full((track.frames.shape[0], len(cameras)), np.nan)
     if track.frames.size == 0:
         return residuals
     obs = cells[track.frames]
-    error, counts, _ = keypoint_errors(
+    error, counts, names = keypoint_errors(
         track.joints, track.joint_names, observations, obs, cameras, min_confidence
     )
-    counts &= error <= max_error_px
+    measured = track.joint_views[:, [track.joint_names.index(n) for n in names]] > 0  # (F, K)
+    counts &= (error <= max_error_px) & measured[:, None, :]
     with np.errstate(invalid="ignore"):
         mean = np.where(counts, error, 0.0).sum(-1) / counts.sum(-1)
     seen = obs >= 0

@@ -16,6 +16,7 @@ from core.config import ReconstructionConfig
 from core.engine.association import associate
 from core.engine.fusion import PersonCells, fuse, reprojection_residuals
 from core.engine.handedness import orient_left_right
+from core.engine.joint_speed import checked_persons, rejection_diagnostics
 from core.engine.refinement import refine_assignment
 from core.engine.scale import adjust_scale, monocular_scale
 from core.engine.timing import timed
@@ -27,7 +28,7 @@ from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonT
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage name, fraction of the run done) as stages finish."""
 
-TEST_TIME_STAGES = ("validate", "tracking", "association", "refinement", "fusion", "scale")
+TEST_TIME_STAGES = ("validate", "tracking", "association", "refinement", "fusion", "scale", "joint speed")
 
 _ESSENTIAL = (
     "score",
@@ -98,12 +99,13 @@ def fuse_and_scale(
     assignment: Assignment,
     cameras: CameraRig,
     num_frames: int,
+    fps: float,
     config: ReconstructionConfig,
     seconds: dict[str, float],
 ) -> tuple[tuple[PersonTrack, ...], CameraRig, Diagnostics]:
-    """Left/right orientation, fusion, scale adjustment and residuals for a given assignment (what an
-    identity edit re-runs). The detections stay as detected; the ones read mirror-wise are listed in
-    the diagnostics."""
+    """Left/right orientation, fusion, scale adjustment, the joints' speed check (in metres, so after
+    the scale) and residuals for a given assignment. The detections stay as detected; the ones read
+    mirror-wise, and the joint positions rejected as too fast, are listed in the diagnostics."""
     with timed(seconds, "fusion"):
         observations, person, mirrored = assigned_observations(
             observations, tracklets, assignment, cameras, num_frames, config
@@ -113,8 +115,11 @@ def fuse_and_scale(
         persons, cameras, estimate = adjust_scale(
             persons, observations, person, cameras, num_frames, config.scale
         )
+    with timed(seconds, "joint speed"):
+        persons, rejected = checked_persons(persons, fps, config.joint_speed)
     persons = with_residuals(persons, observations, person, cameras, num_frames, config)
     diagnostics = Diagnostics(
+        **rejection_diagnostics(rejected),
         stage_seconds=seconds,
         scale_factor=estimate.factor,
         scale_samples=estimate.samples,
@@ -260,7 +265,7 @@ def reconstruct_from_observations(
             assignment = _refined(observations, tracklets, assignment, cameras, num_frames, config)
     report("refinement", 0.7)
     persons, scaled_cameras, diagnostics = fuse_and_scale(
-        observations, tracklets, assignment, cameras, num_frames, config, seconds
+        observations, tracklets, assignment, cameras, num_frames, fps, config, seconds
     )
     report("fusion", 0.9)
     report("scale", 1.0)

@@ -33,6 +33,7 @@ from core.body.model import BodyModel
 from core.body.tracks import fit_person, with_fit
 from core.engine.fusion import fuse
 from core.engine.handedness import orient_left_right
+from core.engine.joint_speed import Rejections, checked_persons, rejection_diagnostics
 from core.engine.pipeline import with_residuals
 from core.reconstruction import Reconstruction
 from core.types import Assignment, PersonTrack
@@ -78,6 +79,10 @@ def refuse(
     new = {p.person_id: p for p in fused}
     old = {p.person_id: p for p in rec.persons}
     spliced = {pid: splice(old.get(pid), new.get(pid), frames) for pid, frames in changed.items()}
+    checked, rejected = checked_persons(
+        [p for p in spliced.values() if p is not None], rec.fps, rec.config.joint_speed
+    )
+    spliced = {**spliced, **{p.person_id: p for p in checked}}
     if body is not None:
         spliced = _refit(rec, after, old, spliced, changed, body, fit, device)
     persons = {**old, **spliced}
@@ -88,8 +93,30 @@ def refuse(
         rec,
         assignment=assignment,
         persons=tuple(persons[pid] for pid in sorted(persons) if persons[pid] is not None),
-        diagnostics=replace(rec.diagnostics, mirrored_observations=mirrored),
+        diagnostics=replace(
+            rec.diagnostics,
+            mirrored_observations=mirrored,
+            **_rejections_replaced(rec.diagnostics, rejected, changed),
+        ),
     )
+
+
+def _rejections_replaced(
+    diagnostics, rejected: Rejections, changed: dict[int, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The joint-speed rejections with those at the frames fused again (``changed``: person → frames)
+    replaced by the new check's ``rejected`` (which cannot find the old ones again: they stand on no
+    view now)."""
+    person, frame = diagnostics.rejected_joint_person, diagnostics.rejected_joint_frame
+    redone = np.zeros(person.shape, dtype=bool)
+    for pid, frames in changed.items():
+        redone |= (person == pid) & np.isin(frame, frames)
+    columns = zip(
+        (person, frame, diagnostics.rejected_joint, diagnostics.rejected_joint_speed),
+        (rejected.person, rejected.frame, rejected.joint, rejected.speed),
+        strict=True,
+    )
+    return rejection_diagnostics(Rejections(*(np.concatenate([old[~redone], new]) for old, new in columns)))
 
 
 def changed_frames(
