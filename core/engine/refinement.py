@@ -35,6 +35,8 @@ _UNMATCHED = 1e6
 _GATE = 1.0
 """Persons whose projected centre is farther than this many of an observation's heights from its
 keypoints' centre cannot fit it (``max_error`` is a tenth of that) and are not compared in full."""
+_FAR = 1e3
+"""The error of a person beyond ``_GATE``: does not fit, but is there to be compared (not inf)."""
 _CHUNK_POINTS = 1_000_000
 """Projected joints held at once (views or observations × persons × frames × joints)."""
 
@@ -70,7 +72,8 @@ def fit_errors(
 ) -> Float[np.ndarray, "N P"]:
     """Median keypoint distance (in bounding-box heights) of every observation to every person at its
     frame; inf where the person is absent, is supported by no other view than the observation's own at
-    that frame, is farther than a body height (``_GATE``) or no keypoint can be compared."""
+    that frame, or no keypoint can be compared; ``_FAR`` where it is farther than a body height
+    (``_GATE``), which no threshold lets fit."""
     N, P = len(observations), len(persons)
     errors = np.full((N, P), np.inf)
     if N == 0 or P == 0:
@@ -82,9 +85,11 @@ def fit_errors(
     keypoint, joint = map(np.array, zip(*pairs, strict=True))
     joints = np.full((P, num_frames, joint.size, 3), np.nan)
     views = np.zeros((P, num_frames, len(cameras)), dtype=bool)
+    measured_joints = np.zeros((P, num_frames, joint.size), dtype=bool)  # standing on a view (not placed)
     for index, person in enumerate(persons):
         joints[index, person.frames] = person.joints[:, joint]
         views[index, person.frames] = person.views
+        measured_joints[index, person.frames] = person.joint_views[:, joint] > 0
     view, frame = observations.view, observations.frame
     height = np.maximum(observations.bbox[:, 3] - observations.bbox[:, 1], 1.0)
     detected = observations.keypoints2d[:, keypoint]
@@ -104,14 +109,17 @@ def fit_errors(
         )  # (V, P, t, J, 2)
         v, t = view[rows], frame[rows] - first
         others = views[:, frame[rows]].sum(axis=-1) - views[:, frame[rows], v]  # (P, n)
-        # Only persons near the observation (centroids within a body height) are compared in full.
+        # Only persons near the observation (the centre of its confident keypoints within a body height
+        # of the centre of the person's measured joints) are compared in full.
+        measured = measured_joints[:, first : first + chunk, :, None]  # (P, t, J, 1)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # absent persons, unseen keypoints: NaN
-            centre = np.nanmean(projected, axis=-2)  # (V, P, t, 2)
-            seen = np.where(confident[rows, :, None], detected[rows], np.nan)
-            near = np.linalg.norm(centre[v, :, t] - np.nanmean(seen, axis=1)[:, None], axis=-1)
-        near = (near < _GATE * height[rows, None]) & (others.T >= 1)
-        n, person = np.nonzero(near)
+            warnings.simplefilter("ignore", RuntimeWarning)  # absent persons, nothing confident: NaN
+            centre = np.nanmean(np.where(measured, projected, np.nan), axis=-2)  # (V, P, t, 2)
+            seen = np.nanmean(np.where(confident[rows, :, None], detected[rows], np.nan), axis=1)  # (n, 2)
+        gap = np.linalg.norm(centre[v, :, t] - seen[:, None], axis=-1)
+        comparable = np.isfinite(gap) & (others.T >= 1)  # present, and another view supports them
+        errors[rows] = np.where(comparable, _FAR, np.inf)
+        n, person = np.nonzero(comparable & (gap < _GATE * height[rows, None]))
         distance = np.linalg.norm(projected[v[n], person, t[n]] - detected[rows[n]], axis=-1)  # (M, J)
         distance = np.where(confident[rows[n]] & np.isfinite(distance), distance, np.nan)
         with warnings.catch_warnings():
