@@ -63,7 +63,12 @@ class FitConfig:
     """Steps over which the loss decrease is measured for the early stop."""
     shape_frames: int = 12
     """Key frames, spread evenly over the track, on which shape and pose are fitted first; every frame's
-    pose is then fitted with the shape kept. 0: one stage over all frames."""
+    pose is then fitted with the shape kept, starting from the key frames' poses. 0: one stage over all
+    frames."""
+    key_frame_spacing: int = 8
+    """… and at least one key frame every this many frames, so that a long track starts its second stage
+    as close to its poses as a short one (12 key frames over 1,000 frames left the fit 51 mm off, against
+    13 mm over 100)."""
     limb_initialisation: bool = True
     """Start the pose with each limb bone (upper and lower arms and legs) pointing along its targets."""
     threads: int = 0

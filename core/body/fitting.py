@@ -13,8 +13,8 @@ detector's keypoints are not the model's joints (BlazePose's hips sit about 4 cm
 and a constant offset in the bone's frame absorbs that without bending the pose. Offsets are fitted in
 the second stage only, once the shape is set, so that they cannot trade off against the shape.
 
-in two stages (``FitConfig``): shape and pose on ``shape_frames`` key frames spread over the track
-(consecutive key frames only are smoothed), then every frame's pose and position with the shape kept,
+in two stages (``FitConfig``): shape and pose on ``shape_frames`` key frames spread over the track, at
+least one every ``key_frame_spacing`` frames (consecutive key frames only are smoothed), then every frame's pose and position with the shape kept,
 starting from the key frames' poses slerped in between (from the key frames that see every target, so
 that an occlusion is bridged by the poses around it). The model's gradient with respect to the shape
 is what makes a step costly, so the shape is fitted on the few key frames only. The step size decays
@@ -362,7 +362,8 @@ def fit_track(
             body_pose = tensor(warm_start.body_pose[kept])
             source = np.ones(len(keys), dtype=bool)
         else:  # 1. shape and pose on a few frames spread over the track
-            keys = _keyframes(F, config.shape_frames)
+            wanted = max(config.shape_frames, -(-F // config.key_frame_spacing)) if config.shape_frames else 0
+            keys = _keyframes(F, wanted)
             on_keys = replace(
                 problem,
                 target=problem.target[keys],
