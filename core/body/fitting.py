@@ -13,16 +13,16 @@ detector's keypoints are not the model's joints (BlazePose's hips sit about 4 cm
 and a constant offset in the bone's frame absorbs that without bending the pose. Offsets are fitted in
 the second stage only, once the shape is set, so that they cannot trade off against the shape.
 
-in two stages (``FitConfig``): shape and pose on ``shape_frames`` key frames spread over the track, at
-least one every ``key_frame_spacing`` frames (consecutive key frames only are smoothed), then every frame's pose and position with the shape kept,
-starting from the key frames' poses slerped in between (from the key frames that see every target, so
-that an occlusion is bridged by the poses around it). The model's gradient with respect to the shape
-is what makes a step costly, so the shape is fitted on the few key frames only. The step size decays
-exponentially from ``learning_rate`` (``refine_learning_rate`` in the second stage) to
-``final_learning_rate``; a stage stops early once its loss changes by less than ``tolerance`` (a
-fraction) over ``patience`` steps. A model may carry ``shape_bounds`` (lower, upper; scalars or
-``(S,)``): the shape is then clamped into them after each step (Anny's phenotypes lie in [0, 1] and
-their gradient vanishes outside).
+It runs in two stages (``FitConfig``): shape and pose on ``shape_frames`` key frames spread over the
+track, at least one every ``key_frame_spacing`` frames (consecutive key frames only are smoothed), then
+every frame's pose and position with the shape kept, starting from the key frames' poses slerped in
+between (from the key frames that see every target, so that an occlusion is bridged by the poses around
+it). The model's gradient with respect to the shape is what makes a step costly, so the shape is fitted on
+the few key frames only. The step size decays exponentially from ``learning_rate``
+(``refine_learning_rate`` in the second stage) to ``final_learning_rate``; a stage stops early once its
+loss changes by less than ``tolerance`` (a fraction) over ``patience`` steps. A model may carry
+``shape_bounds`` (lower, upper; scalars or ``(S,)``): the shape is then clamped into them after each step
+(Anny's phenotypes lie in [0, 1] and their gradient vanishes outside).
 
 Initialisation: each frame's orientation from its hips (left) and hip-to-shoulder direction (up), its
 limbs (upper and lower arms and legs) swung from the model's zero pose onto the target bones

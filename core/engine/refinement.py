@@ -185,6 +185,26 @@ def pieces_from_labels(
     return Assignment(**{k: np.array(v, dtype=np.int64) for k, v in columns.items()})
 
 
+def without_brief_single_view_persons(assignment: Assignment, min_frames: int) -> Assignment:
+    """The assignment without the persons that one view alone sees for fewer than ``min_frames``
+    frames: a detector's false positive, or a scrap of someone the matching left over (a ghost)."""
+    persons, index = np.unique(assignment.person, return_inverse=True)
+    views = np.zeros((persons.size, int(assignment.view.max(initial=0)) + 1), dtype=bool)
+    views[index, assignment.view] = True
+    frames = np.bincount(
+        index, weights=assignment.frame_end - assignment.frame_start + 1, minlength=persons.size
+    )
+    brief = (views.sum(axis=1) == 1) & (frames < min_frames)
+    keep = ~brief[index]
+    return Assignment(
+        assignment.view[keep],
+        assignment.tracklet[keep],
+        assignment.frame_start[keep],
+        assignment.frame_end[keep],
+        assignment.person[keep],
+    )
+
+
 def refine_assignment(
     observations: Observations,
     tracklets: Tracklets,
@@ -208,4 +228,5 @@ def refine_assignment(
     long_enough = tracklets.length[np.maximum(track, 0)] >= config.min_single_view_frames
     single_view = (before >= 0) & previous_unsupported & (track >= 0) & long_enough
     label = np.where((label < 0) & single_view, before, label)
-    return pieces_from_labels(observations, tracklets, label, person_ids, config.window)
+    pieces = pieces_from_labels(observations, tracklets, label, person_ids, config.window)
+    return without_brief_single_view_persons(pieces, config.min_single_view_frames)
