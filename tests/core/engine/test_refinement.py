@@ -12,6 +12,7 @@ from core.engine.refinement import (
     match_per_frame,
     pieces_from_labels,
     refine_assignment,
+    without_brief_single_view_persons,
 )
 from core.types import Assignment, Tracklets
 from tests.core.engine.scenes import exact_scene, hand_observations, identity_tracklets
@@ -189,3 +190,17 @@ def test_with_no_fused_person_nothing_is_assigned(scene):
     refined = refine_assignment(obs, tracklets, unassigned, (), scene.cameras, FRAMES, RefinementConfig())
     assert len(refined) == 0
     np.testing.assert_array_equal(refined.person_of(tracklets.observation_tracklet, obs.frame), -1)
+
+
+def test_a_person_one_view_sees_briefly_is_dropped_and_the_others_are_kept() -> None:
+    pieces = Assignment(  # person 7: view 0 for 5 frames (a ghost); 8: view 1 for 40; 9: two views, 5 frames
+        view=np.array([0, 1, 0, 2]),
+        tracklet=np.array([0, 1, 2, 3]),
+        frame_start=np.array([10, 0, 50, 50]),
+        frame_end=np.array([14, 39, 54, 54]),
+        person=np.array([7, 8, 9, 9]),
+    )
+    kept = without_brief_single_view_persons(pieces, 30)
+    assert kept.person.tolist() == [8, 9, 9] and kept.tracklet.tolist() == [1, 2, 3]
+    split = dataclasses.replace(pieces, frame_start=np.array([10, 0, 50, 50]), person=np.array([7, 7, 9, 9]))
+    assert without_brief_single_view_persons(split, 30).person.tolist() == [7, 7, 9, 9]  # two views: kept
