@@ -97,6 +97,10 @@ def distort_normalized(
     return np.stack(np.broadcast_arrays(xd, yd), axis=-1)
 
 
+_CONVERGED = 1e-14
+"""Newton steps below this (normalized coordinates, about 1e-11 px) change nothing more."""
+
+
 def undistort_normalized(
     xy_distorted: Float[np.ndarray, "*batch 2"],
     dist: Float[np.ndarray, "*batch 5"],
@@ -144,8 +148,11 @@ def undistort_normalized(
             det = a * d - b * b
             ok = np.abs(det) > 1e-300
             det = np.where(ok, det, 1.0)
-            x = x - np.where(ok, (d * fx - b * fy) / det, 0.0)
-            y = y - np.where(ok, (a * fy - b * fx) / det, 0.0)
+            step_x = np.where(ok, (d * fx - b * fy) / det, 0.0)
+            step_y = np.where(ok, (a * fy - b * fx) / det, 0.0)
+            x, y = x - step_x, y - step_y
+            if not (np.abs(step_x) > _CONVERGED).any() and not (np.abs(step_y) > _CONVERGED).any():
+                break  # every point converged (quadratically: a few steps for ordinary lenses)
     return np.stack([x, y], axis=-1)
 
 
