@@ -49,7 +49,7 @@ class RefinementConfig:
     max_error: float = 0.1
     """An observation fits a person when the median distance between its keypoints and the person's
     projected joints is below this fraction of its bounding-box height."""
-    window: int = 9
+    window: int = 25
     """Frames of the majority vote along a tracklet (odd)."""
     min_keypoint_confidence: float = 0.5
     """Keypoints less confident than this are not compared."""
