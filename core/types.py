@@ -9,6 +9,7 @@ one view at one frame.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -262,6 +263,34 @@ class PersonTrack:
 
 
 @dataclass(frozen=True)
+class JointRejections:
+    """Fused joint positions rejected as faster than a human joint (``core.engine.joint_speed``), one
+    row each."""
+
+    person: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    frame: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    joint: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Index into the person's ``joint_names``."""
+    speed: Float[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0))
+    """Metres per second of the jump off the joint's accepted positions."""
+
+    def __len__(self) -> int:
+        return int(self.person.shape[0])
+
+    def take(self, index: Int[np.ndarray, " M"] | Bool[np.ndarray, " R"]) -> JointRejections:
+        return JointRejections(self.person[index], self.frame[index], self.joint[index], self.speed[index])
+
+    @staticmethod
+    def concatenate(parts: Sequence[JointRejections]) -> JointRejections:
+        return JointRejections(
+            *(
+                np.concatenate([getattr(part, name) for part in parts])
+                for name in ("person", "frame", "joint", "speed")
+            )
+        )
+
+
+@dataclass(frozen=True)
 class Diagnostics:
     """What a researcher needs to see why a case failed."""
 
@@ -281,14 +310,7 @@ class Diagnostics:
     )
     mirrored_observations: Int[np.ndarray, " M"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Observations whose left and right keypoints fusion exchanged to agree with the other views."""
-    rejected_joint_person: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Joint positions rejected as faster than a human joint (``core.engine.joint_speed``): the person …"""
-    rejected_joint_frame: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """… the frame …"""
-    rejected_joint: Int[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """… the joint (index into the person's ``joint_names``) …"""
-    rejected_joint_speed: Float[np.ndarray, " R"] = field(default_factory=lambda: np.zeros(0))
-    """… and its speed from the last accepted position, m/s."""
+    rejected_joints: JointRejections = field(default_factory=JointRejections)
     dropped_observations: int = 0
     """Observations removed on input because an essential field was not finite."""
     sync_offsets: Int[np.ndarray, " V"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))

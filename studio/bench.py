@@ -44,7 +44,7 @@ def run_bench(scene_config: SyntheticConfig, config: ReconstructionConfig | None
         "scale_factor": reconstruction.diagnostics.scale_factor,
         "stage_seconds": seconds,
         "frames_per_second": scene_config.frames / test_time,
-        "joint_speed_rejections": int(reconstruction.diagnostics.rejected_joint.size),
+        "joint_speed_rejections": int(len(reconstruction.diagnostics.rejected_joints)),
         "ablations": _ablations(scene, reconstruction, config),
     }
 

@@ -246,13 +246,13 @@ def rejected_joints_markdown(
 ) -> str:
     """The person's joint positions rejected as faster than a human joint moves, nearest ``frame``
     first, as a Markdown table: what the body fit left out, and why."""
-    d = reconstruction.diagnostics
-    mine = np.flatnonzero(d.rejected_joint_person == person_id)
+    d = reconstruction.diagnostics.rejected_joints
+    mine = np.flatnonzero(d.person == person_id)
     bound = reconstruction.config.joint_speed.max_speed
     if mine.size == 0:
         return f"No joint of person {person_id} moved faster than {bound:g} m/s."
     names = _person(reconstruction, person_id).joint_names
-    near = mine[np.argsort(np.abs(d.rejected_joint_frame[mine] - frame), kind="stable")][:rows]
+    near = mine[np.argsort(np.abs(d.frame[mine] - frame), kind="stable")][:rows]
     lines = [
         f"**{mine.size} joint positions of person {person_id} moved faster than {bound:g} m/s** from the "
         "last accepted one: left out of the body fit, placed between their neighbours in time.",
@@ -261,8 +261,8 @@ def rejected_joints_markdown(
         "|---|---|---|",
     ]
     lines += [
-        f"| {d.rejected_joint_frame[k]} | {names[d.rejected_joint[k]]} | {d.rejected_joint_speed[k]:.0f} |"
-        for k in sorted(near, key=lambda k: d.rejected_joint_frame[k])
+        f"| {d.frame[k]} | {names[d.joint[k]]} | {d.speed[k]:.0f} |"
+        for k in sorted(near, key=lambda k: d.frame[k])
     ]
     return "\n".join(lines)
 

@@ -53,7 +53,7 @@ def summarize(reconstruction: Reconstruction) -> dict:
                 "reprojection_error_px_per_view": per_view,
                 "largest_joint_step_m": largest_joint_step(person),
                 "joint_speed_rejections": int(
-                    (reconstruction.diagnostics.rejected_joint_person == person.person_id).sum()
+                    (reconstruction.diagnostics.rejected_joints.person == person.person_id).sum()
                 ),
             }
         )

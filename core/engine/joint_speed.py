@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
-from core.types import PersonTrack
+from core.types import JointRejections, PersonTrack
 
 
 @dataclass(frozen=True)
@@ -36,23 +36,6 @@ class JointSpeedConfig:
     noise: float = 0.0
     """Metres a joint's triangulation may wobble on top of its motion (worth a few centimetres at
     high frame rates, where the bound per frame nears the triangulation's noise: 6 cm at 240 fps)."""
-
-
-@dataclass(frozen=True)
-class Rejections:
-    """Joint positions rejected as too fast, one row each."""
-
-    person: Int[np.ndarray, " R"]
-    frame: Int[np.ndarray, " R"]
-    joint: Int[np.ndarray, " R"]
-    """Index into the person's ``joint_names``."""
-    speed: Float[np.ndarray, " R"]
-    """Metres per second from the last accepted position."""
-
-    @staticmethod
-    def none() -> Rejections:
-        empty = np.zeros(0, dtype=np.int64)
-        return Rejections(empty, empty, empty, np.zeros(0))
 
 
 def too_fast(
@@ -123,7 +106,7 @@ def too_fast(
 
 def checked_persons(
     persons: Sequence[PersonTrack], fps: float, config: JointSpeedConfig
-) -> tuple[tuple[PersonTrack, ...], Rejections]:
+) -> tuple[tuple[PersonTrack, ...], JointRejections]:
     """The persons with their too-fast joint positions standing on no view and placed between the
     accepted ones around them; and the rejections."""
     checked, rows = [], []
@@ -141,9 +124,9 @@ def checked_persons(
             )
         checked.append(person)
     if not rows:
-        return tuple(checked), Rejections.none()
+        return tuple(checked), JointRejections()
     person_id, frame, joint, speed = (np.concatenate(column) for column in zip(*rows, strict=True))
-    return tuple(checked), Rejections(person_id, frame, joint, speed)
+    return tuple(checked), JointRejections(person_id, frame, joint, speed)
 
 
 def _bridged(
@@ -165,13 +148,3 @@ def _bridged(
     weight = np.where(span > 0, (frames[:, None] - frames[before]) / np.maximum(span, 1), 0.0)
     placed = joints[before, joint] + weight[..., None] * (joints[after, joint] - joints[before, joint])
     return np.where((~kept & anywhere)[..., None], placed, joints)
-
-
-def rejection_diagnostics(rejected: Rejections) -> dict[str, np.ndarray]:
-    """The rejections as :class:`core.types.Diagnostics` fields."""
-    return {
-        "rejected_joint_person": rejected.person,
-        "rejected_joint_frame": rejected.frame,
-        "rejected_joint": rejected.joint,
-        "rejected_joint_speed": rejected.speed,
-    }

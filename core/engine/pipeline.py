@@ -16,7 +16,7 @@ from core.config import ReconstructionConfig
 from core.engine.association import associate
 from core.engine.fusion import PersonCells, fuse, reprojection_residuals
 from core.engine.handedness import orient_left_right
-from core.engine.joint_speed import checked_persons, rejection_diagnostics
+from core.engine.joint_speed import checked_persons
 from core.engine.refinement import refine_assignment
 from core.engine.scale import adjust_scale, monocular_scale
 from core.engine.timing import timed
@@ -119,7 +119,7 @@ def fuse_and_scale(
         persons, rejected = checked_persons(persons, fps, config.joint_speed)
     persons = with_residuals(persons, observations, person, cameras, num_frames, config)
     diagnostics = Diagnostics(
-        **rejection_diagnostics(rejected),
+        rejected_joints=rejected,
         stage_seconds=seconds,
         scale_factor=estimate.factor,
         scale_samples=estimate.samples,

@@ -96,8 +96,10 @@ def fit_errors(
     confident = observations.keypoint_confidence[:, keypoint] >= min_confidence
     per_frame = P * joint.size * max(len(cameras), int(np.ceil(N / max(num_frames, 1))))
     chunk = max(1, _CHUNK_POINTS // per_frame)  # frames per chunk: bounded memory
-    for first in range(0, num_frames, chunk):  # every person projected once per view and frame
-        rows = np.flatnonzero((frame >= first) & (frame < first + chunk))
+    by_frame = np.argsort(frame, kind="stable")
+    bounds = np.searchsorted(frame[by_frame], np.arange(0, num_frames + chunk, chunk))
+    for k, first in enumerate(range(0, num_frames, chunk)):  # every person projected once per view, frame
+        rows = by_frame[bounds[k] : bounds[k + 1]]
         if rows.size == 0:
             continue
         at = joints[:, first : first + chunk]  # (P, t, J, 3)

@@ -33,10 +33,10 @@ from core.body.model import BodyModel
 from core.body.tracks import fit_person, with_fit
 from core.engine.fusion import fuse
 from core.engine.handedness import orient_left_right
-from core.engine.joint_speed import Rejections, checked_persons, rejection_diagnostics
+from core.engine.joint_speed import checked_persons
 from core.engine.pipeline import with_residuals
 from core.reconstruction import Reconstruction
-from core.types import Assignment, PersonTrack
+from core.types import Assignment, JointRejections, PersonTrack
 
 PER_FRAME_FIELDS = (
     "frames",
@@ -96,27 +96,20 @@ def refuse(
         diagnostics=replace(
             rec.diagnostics,
             mirrored_observations=mirrored,
-            **_rejections_replaced(rec.diagnostics, rejected, changed),
+            rejected_joints=_rejections_replaced(rec.diagnostics.rejected_joints, rejected, changed),
         ),
     )
 
 
 def _rejections_replaced(
-    diagnostics, rejected: Rejections, changed: dict[int, np.ndarray]
-) -> dict[str, np.ndarray]:
+    old: JointRejections, new: JointRejections, changed: dict[int, np.ndarray]
+) -> JointRejections:
     """The joint-speed rejections with those at the frames fused again (``changed``: person → frames)
-    replaced by the new check's ``rejected`` (which cannot find the old ones again: they stand on no
-    view now)."""
-    person, frame = diagnostics.rejected_joint_person, diagnostics.rejected_joint_frame
-    redone = np.zeros(person.shape, dtype=bool)
+    replaced by the new check's (which cannot find the old ones again: they stand on no view now)."""
+    redone = np.zeros(len(old), dtype=bool)
     for pid, frames in changed.items():
-        redone |= (person == pid) & np.isin(frame, frames)
-    columns = zip(
-        (person, frame, diagnostics.rejected_joint, diagnostics.rejected_joint_speed),
-        (rejected.person, rejected.frame, rejected.joint, rejected.speed),
-        strict=True,
-    )
-    return rejection_diagnostics(Rejections(*(np.concatenate([old[~redone], new]) for old, new in columns)))
+        redone |= (old.person == pid) & np.isin(old.frame, frames)
+    return JointRejections.concatenate([old.take(~redone), new])
 
 
 def changed_frames(

@@ -164,7 +164,7 @@ def reconstruct_from_videos(
 
 def view_frames(
     clips: Sequence[ClipInfo], frames: FrameRange, indices: np.ndarray
-) -> tuple[tuple[int, int], ...]:
+) -> tuple[tuple[int, float], ...]:
     """Per view, its file's frame at reconstruction frame 0 and per reconstruction frame, where the
     clips are windows of their files or read at a common rate (else none: the first frame and step say
     it for all)."""

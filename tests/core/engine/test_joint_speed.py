@@ -71,23 +71,23 @@ def test_clean_scenes_lose_no_joint_and_the_diagnostics_list_what_was_rejected()
     config = SyntheticConfig(persons=3, views=4, frames=60)
     scene = make_scene(config)
     clean = reconstruct_from_observations(scene.observations, scene.cameras, 60, config.fps)
-    assert clean.diagnostics.rejected_joint.size == 0
+    assert len(clean.diagnostics.rejected_joints) == 0
     # The same scene at a bound no walker keeps to: every moving joint is rejected somewhere.
     slow = dataclasses.replace(ReconstructionConfig(), joint_speed=JointSpeedConfig(max_speed=0.2))
     strict = reconstruct_from_observations(scene.observations, scene.cameras, 60, config.fps, slow)
-    d = strict.diagnostics
-    assert d.rejected_joint.size > 0 and (d.rejected_joint_speed > 0.2).all()
-    assert set(d.rejected_joint_person.tolist()) <= {p.person_id for p in strict.persons}
+    d = strict.diagnostics.rejected_joints
+    assert len(d) > 0 and (d.speed > 0.2).all()
+    assert set(d.person.tolist()) <= {p.person_id for p in strict.persons}
     # What the summary and the Inspect tab say of them.
     from studio.inspection import rejected_joints_markdown
     from studio.summary import summarize
 
     rows = summarize(strict)["person"]
     first = strict.persons[0].person_id
-    assert sum(r["joint_speed_rejections"] for r in rows) == d.rejected_joint.size
+    assert sum(r["joint_speed_rejections"] for r in rows) == len(d)
     assert all(r["largest_joint_step_m"] is not None for r in rows)
     shown = rejected_joints_markdown(strict, first, 30)
-    count = int((d.rejected_joint_person == first).sum())
+    count = int((d.person == first).sum())
     assert f"**{count} joint positions of person {first} moved faster than 0.2 m/s**" in shown
     assert shown.count("\n| ") == min(count, 12) + 1  # the header row and the 12 nearest at most
     assert "No joint of person" in rejected_joints_markdown(clean, clean.persons[0].person_id, 30)
