@@ -254,8 +254,8 @@ def rejected_joints_markdown(
     names = _person(reconstruction, person_id).joint_names
     near = mine[np.argsort(np.abs(d.frame[mine] - frame), kind="stable")][:rows]
     lines = [
-        f"**{mine.size} joint positions of person {person_id} moved faster than {bound:g} m/s** from the "
-        "last accepted one: left out of the body fit, placed between their neighbours in time.",
+        f"**{mine.size} joint positions of person {person_id} moved faster than {bound:g} m/s** off the "
+        "joint's accepted positions: left out of the body fit, placed between their neighbours in time.",
         "",
         "| frame | joint | speed (m/s) |",
         "|---|---|---|",
