@@ -318,4 +318,7 @@ class Diagnostics:
     the view), where the views were put in step; empty where they were taken as in step."""
     sync_confidence: Float[np.ndarray, " V"] = field(default_factory=lambda: np.zeros(0))
     """How far each estimated offset stands out, in [0, 1] (1 where given)."""
+    recalled_observations: Int[np.ndarray, " V"] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Per view, the people its detector missed that were found where the other views placed them
+    (empty where no second look ran)."""
     messages: tuple[str, ...] = ()

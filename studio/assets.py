@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 
 from core.body.config import AnnyConfig
@@ -26,6 +27,9 @@ _MODEL_MEMBERS = {
     LANDMARK_FILE: f"mediapipe/modules/pose_landmark/{LANDMARK_FILE}",
 }
 EXAMPLES = ("Demo_MultiPerson", "Demo_SinglePerson")
+DOME = "Panoptic_Dome"
+DOME_SOURCE = Path(__file__).resolve().parents[1] / "examples" / "data" / "panoptic_dome"
+"""Five HD views of CMU's Panoptic Studio dome, five instants, three people each (see its README)."""
 
 
 def examples_directory() -> Path:
@@ -34,11 +38,13 @@ def examples_directory() -> Path:
 
 
 def example_inputs(name: str) -> tuple[list[Path], Path]:
-    """The clips (camera order) and the calibration file of an installed Pose2Sim demo scene."""
+    """The clips (camera order) and the calibration file of an installed real example."""
     scene = examples_directory() / name
-    videos = sorted((scene / "videos").glob("*.mp4"))
+    videos = sorted((scene / "videos").glob("*.mp4" if name != DOME else "*.avi"))
     if not videos:
         raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
+    if name == DOME:
+        return videos, scene / DOME_CALIBRATION
     return videos, scene / "calibration" / "Calib.qca.txt"
 
 
@@ -90,6 +96,35 @@ def install_examples() -> Path:
                 shutil.rmtree(target / name, ignore_errors=True)
                 shutil.move(staging, target / name)
     return target
+
+
+DOME_CALIBRATION = "calibration_160422.json"
+
+
+def install_dome_example() -> Path:
+    """The dome's images as one clip per camera (their JPEG bytes as Motion-JPEG frames, one per
+    second: nothing re-encoded) beside its calibration, in the examples folder, if missing."""
+    import av  # PyAV, only when building
+
+    scene = examples_directory() / DOME
+    cameras = sorted(p for p in DOME_SOURCE.iterdir() if p.is_dir())
+    if (scene / DOME_CALIBRATION).is_file() and len(list((scene / "videos").glob("*.avi"))) == len(cameras):
+        return scene
+    staging = scene.with_name(f".{DOME}.part")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "videos").mkdir(parents=True)
+    for camera in cameras:
+        with av.open(str(staging / "videos" / f"{camera.name}.avi"), "w") as clip:
+            stream = clip.add_stream("mjpeg", rate=1)
+            stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuvj420p"
+            for index, image in enumerate(sorted(camera.glob("*.jpg"))):
+                packet = av.Packet(image.read_bytes())
+                packet.stream, packet.pts, packet.dts, packet.time_base = stream, index, index, Fraction(1)
+                clip.mux(packet)
+    shutil.copy(DOME_SOURCE / DOME_CALIBRATION, staging / DOME_CALIBRATION)
+    shutil.rmtree(scene, ignore_errors=True)
+    staging.replace(scene)
+    return scene
 
 
 def install_body_model(config: AnnyConfig | None = None) -> Path:

@@ -23,6 +23,7 @@ from core.cameras.sources import camera_source, stand_in_rig
 from core.config import ReconstructionConfig
 from core.engine.clip_sync import ClipsInStep, after_detection, before_detection
 from core.engine.pipeline import fit_to_clip, reconstruct_from_observations
+from core.engine.recall_pass import with_recalled_people
 from core.engine.timing import timed
 from core.engine.tracking import track
 from core.errors import InputError
@@ -135,6 +136,10 @@ def reconstruct_from_videos(
         report("cameras", 1.0)
 
     fps = clips[0].fps / frames.step
+    with timed(seconds, "recall"):
+        recalled = with_recalled_people(perception, observer, clips, frames, cameras, fps, config)
+        perception = recalled.perception
+    report("recall", 1.0)
     reconstruction = people_with_bodies(
         perception, cameras, len(indices), fps, config, report, seconds, device
     )
@@ -152,6 +157,7 @@ def reconstruct_from_videos(
             + (calibration_report.messages if calibration_report else ())
             + diagnostics.messages,
             **_sync_diagnostics(in_step, views_kept),
+            recalled_observations=recalled.per_view,
         ),
         clips=tuple(str(c.path) for c in clips),
         first_frame=round(clips[0].start / clips[0].stride) + int(indices[0]),

@@ -60,6 +60,18 @@ def remove_duplicates(landmarks: Landmarks, min_presence: float, distance: float
     return landmarks.take(order[keep][:limit])
 
 
+def person_columns(people: Landmarks, view: np.ndarray) -> PersonColumns:
+    """Observer columns of ``people``, person i seen in view ``view[i]``, with their appearance."""
+    return {
+        "view": np.asarray(view, dtype=np.int64),
+        "score": people.presence,
+        "keypoints2d": people.image - 0.5,  # OpenCV pixel centres
+        "visibility": people.visibility,
+        "world": people.world,
+        "embedding": colour_embeddings(people.crops, people.segmentation),
+    }
+
+
 class _Finder:
     """One copy of the two models, finding the people of one frame at a time (an interpreter serves one
     thread at a time)."""
@@ -69,15 +81,19 @@ class _Finder:
         self._detector = PoseDetector(TFLiteModel(directory / DETECTOR_FILE, config.threads), config.detector)
         self._landmarker = PoseLandmarker(TFLiteModel(directory / LANDMARK_FILE, config.threads))
 
-    def __call__(self, image: np.ndarray) -> Landmarks:
-        found = self._detector(image)
+    def __call__(self, image: np.ndarray, fine: bool = False) -> Landmarks:
+        found = self._detector(image, fine)
         regions = Regions.from_keypoints(
             found.keypoints[:, HIP_CENTER], found.keypoints[:, BODY_SCALE_POINT], self._config.region_scale
         )
-        levels = int(np.clip(np.log2(max(image.shape[:2]) / 256), 1, 5))
-        landmarks = self._landmarker(image_pyramid(image, levels), regions)
         config = self._config
+        landmarks = self.read(image, regions)
         return remove_duplicates(landmarks, config.min_presence, config.duplicate_distance, config.max_people)
+
+    def read(self, image: np.ndarray, regions: Regions) -> Landmarks:
+        """The landmark model on ``regions`` of ``image``, all in one batch."""
+        levels = int(np.clip(np.log2(max(image.shape[:2]) / 256), 1, 5))
+        return self._landmarker(image_pyramid(image, levels), regions)
 
 
 class BlazePose:
@@ -99,25 +115,36 @@ class BlazePose:
     def detect(self, images: Sequence[np.ndarray], cameras: CameraRig) -> PersonColumns:
         """The landmarks of everyone in each view of one frame, and their appearance."""
         found = self._find_in_views(images)
-        return {
-            "view": np.concatenate([np.full(len(people), view) for view, people in enumerate(found)]),
-            "score": np.concatenate([people.presence for people in found]),
-            "keypoints2d": np.concatenate([people.image for people in found]) - 0.5,  # OpenCV pixel centres
-            "visibility": np.concatenate([people.visibility for people in found]),
-            "world": np.concatenate([people.world for people in found]),
-            "embedding": np.concatenate([colour_embeddings(p.crops, p.segmentation) for p in found]),
-        }
+        views = np.repeat(np.arange(len(images)), [len(people) for people in found])
+        return person_columns(Landmarks.concatenate(found), views)
+
+    def read_regions(self, image: np.ndarray, regions: Regions) -> Landmarks:
+        """The landmark model alone on given regions of an RGB frame (people the detector missed)."""
+        return self._finders[0].read(image, regions)
 
     def _find_in_views(self, images: Sequence[np.ndarray]) -> list[Landmarks]:
-        """Each view's people; worker w takes views w, w + workers, …"""
-        workers = min(len(self._finders), len(images))
+        """Each view's people; a view that finds fewer than another is searched again with the finer
+        tiles (a person the others see is likely small or far in it)."""
+        found = self._share_out(images, range(len(images)), fine=False)
+        most = max(len(people) for people in found)
+        fewer = [view for view, people in enumerate(found) if len(people) < most]
+        for view, people in zip(fewer, self._share_out(images, fewer, fine=True), strict=True):
+            found[view] = people
+        return found
+
+    def _share_out(self, images: Sequence[np.ndarray], views: Sequence[int], fine: bool) -> list[Landmarks]:
+        """The people of ``views``; worker w takes the w-th, (w + workers)-th, … of them."""
+        views = list(views)
+        workers = min(len(self._finders), len(views))
+        if not workers:
+            return []
 
         def share(worker: int) -> list[Landmarks]:
-            return [self._finders[worker](image) for image in images[worker::workers]]
+            return [self._finders[worker](images[view], fine) for view in views[worker::workers]]
 
         with ThreadPoolExecutor(workers) as pool:
             shares = list(pool.map(share, range(workers)))
-        return [shares[view % workers][view // workers] for view in range(len(images))]
+        return [shares[i % workers][i // workers] for i in range(len(views))]
 
     def to_observations(self, columns: PersonColumns, frame: np.ndarray, cameras: CameraRig) -> Observations:
         """Observations with the per-view 3D hints, batched over all detections."""

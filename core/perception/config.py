@@ -15,7 +15,27 @@ class DetectorConfig:
     nms_iou: float = 0.3
     """Face boxes overlapping more than this are one person (merged, score-weighted)."""
     tile_overlap: float = 0.5
-    """Overlap of consecutive square tiles along the frame's long side."""
+    """Overlap of consecutive square tiles."""
+    fine_tile_scale: float = 0.5
+    """Side of the second, finer pass's tiles as a share of the frame's short side (0: no such pass). It
+    runs on a view that finds fewer people than another view of the same instant, so a frame costs
+    the coarse windows alone wherever every view agrees."""
+
+
+@dataclass(frozen=True)
+class RecallConfig:
+    """How people the detector missed in a view are looked for again where the other views place them."""
+
+    enabled: bool = True
+    min_views: int = 2
+    """A person is projected into the views that missed them at the frames where at least this many
+    views saw them (one view alone places a person too loosely to say where to look)."""
+    min_inside: float = 0.6
+    """Share of the projected body's landmarks that must fall inside the image (else too little of the
+    person is in the view to read)."""
+    gate: float = 0.15
+    """A recalled person is kept when the median distance between its landmarks and the projected ones is
+    below this share of the projected body's height (else the model read someone or something else)."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +43,7 @@ class BlazePoseConfig:
     """How people are found and kept in each view."""
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    recall: RecallConfig = field(default_factory=RecallConfig)
     min_presence: float = 0.5
     """People whose landmark model presence is below this are dropped."""
     region_scale: float = 1.25

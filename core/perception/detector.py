@@ -43,10 +43,19 @@ def square_windows(width: int, height: int, overlap: float) -> Float[np.ndarray,
     long_side, short_side = max(width, height), min(width, height)
     windows = [((width - long_side) / 2, (height - long_side) / 2, long_side)]
     if long_side > short_side:
-        count = int(np.ceil((long_side - short_side) / (short_side * (1 - overlap)))) + 1
-        offsets = np.linspace(0, long_side - short_side, count)
-        windows += [(o, 0, short_side) if width > height else (0, o, short_side) for o in offsets]
+        windows += tile_grid(width, height, short_side, overlap).tolist()
     return np.array(windows, dtype=np.float64)
+
+
+def tile_grid(width: int, height: int, side: float, overlap: float) -> Float[np.ndarray, "W 3"]:
+    """(x0, y0, side) of squares of ``side`` overlapping by ``overlap`` that cover the frame edge to edge."""
+
+    def starts(extent: int) -> np.ndarray:
+        count = int(np.ceil(max(extent - side, 0) / (side * (1 - overlap)))) + 1
+        return np.linspace(0, max(extent - side, 0), count)
+
+    x, y = np.meshgrid(starts(width), starts(height))
+    return np.stack([x.ravel(), y.ravel(), np.full(x.size, float(side))], axis=1)
 
 
 def window_batch(image: np.ndarray, windows: Float[np.ndarray, "W 3"], size: int) -> np.ndarray:
@@ -140,9 +149,15 @@ class PoseDetector:
         self._grid_sizes = [len(g) for g in grids]
         self._anchors = np.concatenate(grids)
 
-    def __call__(self, image: np.ndarray) -> Detections:
+    def __call__(self, image: np.ndarray, fine: bool = False) -> Detections:
+        """The people of an RGB frame; ``fine`` adds tiles of ``config.fine_tile_scale`` of the short
+        side, where people too small for the coarse windows appear large enough to be found."""
         height, width = image.shape[:2]
-        windows = square_windows(width, height, self._config.tile_overlap)
+        config = self._config
+        windows = square_windows(width, height, config.tile_overlap)
+        if fine and config.fine_tile_scale > 0:
+            side = config.fine_tile_scale * min(width, height)
+            windows = np.concatenate([windows, tile_grid(width, height, side, config.tile_overlap)])
         batch = window_batch(image, windows, DETECTOR_INPUT_SIZE).astype(np.float32) / 127.5 - 1.0
         raw, logits = (unfold_batch(o, len(windows), self._grid_sizes) for o in self._model(batch))
         candidates = decode(raw, logits, windows, self._anchors, self._config.min_score)

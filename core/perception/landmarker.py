@@ -10,6 +10,7 @@ does), then everything is mapped back to the full image.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,12 @@ class Landmarks:
 
     def take(self, index: np.ndarray) -> Landmarks:
         return Landmarks(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+    @staticmethod
+    def concatenate(parts: Sequence[Landmarks]) -> Landmarks:
+        """The people of several reads, in order (at least one part)."""
+        fields = dataclasses.fields(Landmarks)
+        return Landmarks(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields})
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

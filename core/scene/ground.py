@@ -206,6 +206,7 @@ def _floor_pixels(
     pixels = project_points(points, camera.K, camera.dist, camera.R, camera.t)
     inside = np.isfinite(pixels).all(axis=1)
     pixels = np.where(inside[:, None], pixels, -1.0)  # behind the camera: never inside
+    pixels = np.clip(pixels, -1.0, max(camera.width, camera.height))  # far off-axis: huge after distortion
     col, row = np.round(pixels[:, 0]).astype(np.int64), np.round(pixels[:, 1]).astype(np.int64)
     inside &= (col >= 0) & (col < camera.width) & (row >= 0) & (row < camera.height)
     return np.where(inside, col, 0), np.where(inside, row, 0), inside

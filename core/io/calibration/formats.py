@@ -8,6 +8,7 @@ from pathlib import Path
 from core.io.calibration.colmap import COLMAP_FILES, read_colmap
 from core.io.calibration.easymocap import EASYMOCAP_FILES, read_easymocap
 from core.io.calibration.errors import CalibrationError
+from core.io.calibration.panoptic import is_panoptic_name, read_panoptic
 from core.io.calibration.pose2sim import read_pose2sim, write_pose2sim
 from core.io.calibration.qualisys import read_qualisys
 from core.types import CameraRig
@@ -23,14 +24,14 @@ _FILE_PAIRS: tuple[tuple[tuple[str, ...], Reader], ...] = (
 )
 _EXPECTED = (
     "expected one of: a Qualisys *.qca.txt, a Pose2Sim *.toml, EasyMocap intri.yml + extri.yml, "
-    "COLMAP cameras.txt + images.txt, or a folder holding one of them"
+    "COLMAP cameras.txt + images.txt, a CMU Panoptic calibration_*.json, or a folder holding one of them"
 )
 
 
 def read_calibration(path: Path) -> CameraRig:
     """Read the calibration at ``path``, a file or a folder holding exactly one calibration.
 
-    Cameras come in file order. Qualisys and Pose2Sim worlds are metric and z-up; EasyMocap and COLMAP
+    Cameras come in file order. Qualisys, Pose2Sim and Panoptic worlds are metric and z-up; EasyMocap and COLMAP
     worlds are kept as stored (see each reader). EasyMocap cameras may have an unknown size (0 × 0) that
     :func:`~core.io.calibration.match_clips` fills in.
 
@@ -75,6 +76,8 @@ def _resolve(path: Path) -> tuple[Path, Reader]:
     for files, reader in _FILE_PAIRS:
         if name in files:
             return path, reader
+    if is_panoptic_name(name):
+        return path, read_panoptic
     raise CalibrationError(f"{path}: unknown calibration format; {_EXPECTED}")
 
 
@@ -88,4 +91,5 @@ def _calibrations_in(folder: Path) -> list[tuple[str, Path, Reader]]:
     found = [(" + ".join(pair), folder, reader) for pair, reader in _FILE_PAIRS if lowered & set(pair)]
     for name in files:
         found += [(name, folder / name, r) for end, r in _FILE_ENDINGS.items() if name.lower().endswith(end)]
+        found += [(name, folder / name, read_panoptic)] if is_panoptic_name(name) else []
     return found

@@ -532,3 +532,65 @@ def test_fuzzed_files_raise_only_calibration_error(
         assert len(rig) > 0
     finally:
         (folder / name).write_bytes(original)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CMU Panoptic
+# ---------------------------------------------------------------------------------------------------------
+
+_DOME_Y_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+"""Studio world (z up, metres) → dome world (y down), before the centimetres."""
+
+
+def write_panoptic(rig: CameraRig, path: Path, extra_vga: bool = True) -> None:
+    """``rig`` as a Panoptic dome file: y-down world in centimetres, 3 × 1 translations, and (as a full
+    dome file has) a VGA camera among the HD ones."""
+    import json
+
+    cameras = [
+        {
+            "name": c.name,
+            "type": "hd",
+            "resolution": [c.width, c.height],
+            "K": c.K.tolist(),
+            "distCoef": c.dist.tolist(),
+            "R": (c.R @ _DOME_Y_DOWN.T).tolist(),
+            "t": (100 * c.t).reshape(3, 1).tolist(),
+        }
+        for c in rig.cameras
+    ]
+    if extra_vga:
+        cameras.insert(1, {**cameras[0], "name": "01_01", "type": "vga", "resolution": [640, 480]})
+    path.write_text(json.dumps({"calibDataSource": "test", "cameras": cameras}))
+
+
+def test_panoptic_dome_file_reads_its_hd_cameras_in_a_metric_z_up_world(tmp_path: Path) -> None:
+    rig = make_rig(3)
+    write_panoptic(rig, tmp_path / "calibration_test.json")
+    read = read_calibration(tmp_path)  # found in its folder by name
+    assert read.names == rig.names  # the VGA camera is left out
+    for a, b in zip(read.cameras, rig.cameras, strict=True):
+        np.testing.assert_allclose(a.R, b.R, atol=1e-12)
+        np.testing.assert_allclose(a.t, b.t, atol=1e-12)
+        np.testing.assert_allclose(a.center, b.center, atol=1e-12)
+        assert (a.width, a.height) == (b.width, b.height)
+
+
+def test_the_dome_example_calibration_puts_its_cameras_above_the_floor() -> None:
+    rig = read_calibration(Path(__file__).parents[3] / "examples/data/panoptic_dome")
+    assert rig.names == ("00_03", "00_06", "00_12", "00_13", "00_23")
+    heights = rig.centers[:, 2]
+    assert np.all((heights > 1.0) & (heights < 4.0)), heights  # a dome a few metres high, z up
+    # Every camera looks down at the middle of the dome.
+    forward = rig.R[:, 2]  # optical axes in the world
+    assert np.all(forward[:, 2] < 0)
+
+
+def test_malformed_panoptic_files_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "calibration_bad.json"
+    path.write_text('{"cameras": [{"name": "00_00", "K": [[1, 0, 0]]}]}')
+    with pytest.raises(CalibrationError, match=r"calibration_bad\.json: camera 0 \(00_00\) lacks resolution"):
+        read_calibration(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(CalibrationError, match=r"calibration_bad\.json: expected an object with a 'cameras' list"):
+        read_calibration(path)

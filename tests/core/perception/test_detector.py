@@ -9,6 +9,7 @@ from core.perception.detector import (
     box_iou,
     decode,
     square_windows,
+    tile_grid,
     unfold_batch,
     weighted_nms,
     window_batch,
@@ -151,6 +152,17 @@ def test_tiles_cover_the_long_side_with_at_least_the_requested_overlap(width, he
     start = tiles[:, 1] if height > width else tiles[:, 0]
     assert start[0] == 0 and start[-1] + side == long_side
     assert (np.diff(start) <= side * (1 - overlap) + 1e-9).all()
+
+
+@pytest.mark.parametrize(("width", "height", "side"), [(1920, 1080, 540), (1088, 1920, 544), (1000, 1000, 300)])
+def test_fine_tiles_cover_the_whole_frame_edge_to_edge_with_the_overlap(width, height, side):
+    tiles = tile_grid(width, height, side, overlap=0.5)
+    assert (tiles[:, 2] == side).all()
+    for axis, extent in ((0, width), (1, height)):
+        start = np.unique(tiles[:, axis])
+        assert start[0] == 0 and start[-1] + side == pytest.approx(extent)
+        assert (np.diff(start) <= side * 0.5 + 1e-9).all()
+    assert len(tiles) == len(np.unique(tiles[:, 0])) * len(np.unique(tiles[:, 1]))  # a full grid
 
 
 def test_window_batch_letterboxes_the_frame_and_resamples_the_tiles():

@@ -1,6 +1,8 @@
 """Landmark refinement by heatmaps, duplicate removal, and the embedded BlazePose models on real demo
 frames (when `python -m studio assets` has installed them)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -16,7 +18,7 @@ from core.perception.blazepose import (
     model_directory,
     remove_duplicates,
 )
-from core.perception.config import BlazePoseConfig
+from core.perception.config import BlazePoseConfig, DetectorConfig
 from core.perception.hints import head_and_pelvis
 from core.perception.landmarker import LANDMARK_INPUT_SIZE, Landmarks, refine_from_heatmaps
 from core.perception.observer import observe_clips
@@ -212,3 +214,23 @@ def test_observe_clips_turns_two_frames_of_four_views_into_observations(blazepos
     assert (body_up[:, 1] < -0.6).all()  # cameras look down a little at people walking about
     np.testing.assert_allclose(obs.canonical_pose[:, 0], 0.0, atol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(obs.embedding, axis=1), 1.0)
+
+
+DOME = Path(__file__).parents[3] / "examples/data/panoptic_dome"
+
+
+def _dome_views(instant: str) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.imread(str(DOME / c / f"{c}_{instant}.jpg"))[:, :, ::-1].copy() for c in ("00_03", "00_06", "00_12")]
+
+
+def test_a_view_finding_fewer_people_than_another_is_searched_again_with_finer_tiles(blazepose):
+    """The dome from above: in 00_06 three people in full view stand about 400 px tall in a 1080-pixel
+    frame; the coarse windows find one, the finer tiles all three."""
+    views = _dome_views("00005514")
+    assert len(blazepose(views[1])) == 1
+    columns = blazepose.detect(views, cameras=None)
+    assert np.bincount(columns["view"], minlength=3).tolist()[1] == 3
+    coarse = BlazePose(BlazePoseConfig(detector=DetectorConfig(fine_tile_scale=0.0)))
+    assert np.bincount(coarse.detect(views, cameras=None)["view"], minlength=3).tolist()[1] == 1
