@@ -1,10 +1,11 @@
 """Detection on real footage other than the demo (``python -m studio bench-dome``): the Panoptic dome's
 five views at five instants, against the people in full view labelled by hand.
 
-Each instant is reconstructed on its own (the instants are minutes apart, each with other people), once
-as the detector alone sees it (coarse windows, no second look) and once with the defaults (finer tiles
-where a view finds fewer people than another, and recall of the people the other views place). A
-labelled person counts as detected in a view when an observation's nose lies within the labels' radius.
+Each instant is reconstructed on its own (the instants are minutes apart, each with other people): as
+the detector alone sees it (coarse windows, no second look), with the defaults (recall of the people
+the other views place), and with the finer tiles as well (where a view finds fewer people than two
+others). A labelled person counts as detected in a view when an observation's nose lies within the
+labels' radius.
 """
 
 from __future__ import annotations
@@ -39,17 +40,19 @@ class DomeScore:
     seconds: float
 
 
-def detection_config(config: ReconstructionConfig, second_look: bool) -> ReconstructionConfig:
-    """``config`` with the finer tiles and recall on, or both off (the detector as it was)."""
-    if second_look:
-        return config
+SETTINGS = {"detector alone": (0.0, False), "recall (default)": (0.0, True), "finer tiles and recall": (0.5, True)}
+"""Each setting's finer tile scale and recall switch."""
+
+
+def detection_config(config: ReconstructionConfig, fine_tile_scale: float, recall: bool) -> ReconstructionConfig:
+    """``config`` with the finer tiles at ``fine_tile_scale`` (0: none) and recall on or off."""
     perception = config.perception
     return replace(
         config,
         perception=replace(
             perception,
-            detector=replace(perception.detector, fine_tile_scale=0.0),
-            recall=replace(perception.recall, enabled=False),
+            detector=replace(perception.detector, fine_tile_scale=fine_tile_scale),
+            recall=replace(perception.recall, enabled=recall),
         ),
     )
 
@@ -84,10 +87,10 @@ def _found(people: np.ndarray, noses: np.ndarray, radius: float) -> int:
 
 
 def dome_bench(config: ReconstructionConfig) -> dict:
-    """Both settings' scores as one JSON-able dict."""
+    """Every setting's scores as one JSON-able dict."""
     result = {}
-    for name, second_look in (("detector alone", False), ("with finer tiles and recall", True)):
-        score = score_dome(detection_config(config, second_look))
+    for name, (fine, recall) in SETTINGS.items():
+        score = score_dome(detection_config(config, fine, recall))
         result[name] = {
             "detected_share": float(score.detected.sum() / score.labelled.sum()),
             "detected_per_view": score.detected.sum(axis=0).tolist(),

@@ -71,6 +71,9 @@ def summarize(reconstruction: Reconstruction) -> dict:
                 names, diagnostics.sync_offsets, diagnostics.sync_confidence, strict=False
             )
         ],
+        "recalled_per_camera": {
+            name: int(count) for name, count in zip(names, diagnostics.recalled_observations, strict=False)
+        },
         "stage_seconds": {stage: round(s, 3) for stage, s in diagnostics.stage_seconds.items()},
         "total_seconds": round(sum(diagnostics.stage_seconds.values()), 3),
         "messages": list(diagnostics.messages),
@@ -131,6 +134,11 @@ def format_summary(summary: dict) -> str:
             + ", ".join(
                 f"{s['camera']} {s['offset']:+d} ({s['confidence']:.2f})" for s in summary["sync_offsets"]
             )
+        )
+    if any(summary["recalled_per_camera"].values()):
+        lines.append(
+            "recalled where the other views placed them (the detector had missed them): "
+            + ", ".join(f"{name} {count}" for name, count in summary["recalled_per_camera"].items())
         )
     lines.append(
         "seconds: "

@@ -123,11 +123,13 @@ class BlazePose:
         return self._finders[0].read(image, regions)
 
     def _find_in_views(self, images: Sequence[np.ndarray]) -> list[Landmarks]:
-        """Each view's people; a view that finds fewer than another is searched again with the finer
-        tiles (a person the others see is likely small or far in it)."""
+        """Each view's people; a view that finds fewer than two other views do is searched again with
+        the finer tiles (people two views see are likely in it too, small or far; one view's extra
+        person may be someone only it sees)."""
         found = self._share_out(images, range(len(images)), fine=False)
-        most = max(len(people) for people in found)
-        fewer = [view for view, people in enumerate(found) if len(people) < most]
+        counts = sorted(len(people) for people in found)
+        enough = counts[-2] if len(counts) > 1 else 0
+        fewer = [view for view, people in enumerate(found) if len(people) < enough]
         for view, people in zip(fewer, self._share_out(images, fewer, fine=True), strict=True):
             found[view] = people
         return found

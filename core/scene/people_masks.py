@@ -113,5 +113,6 @@ def _draw(
     mask = np.zeros((height, width), dtype=np.uint8)
     for segments, thickness in figure:
         lines = [s.reshape(2, 1, 2) for s in np.clip(np.round(segments), -32768, 32767).astype(np.int32)]
-        cv2.polylines(mask, lines, isClosed=False, color=1, thickness=thickness)
+        thick = min(thickness, max(height, width))  # a joint near the camera plane projects far off
+        cv2.polylines(mask, lines, isClosed=False, color=1, thickness=thick)
     return mask.astype(bool)

@@ -112,3 +112,15 @@ def test_a_failed_write_leaves_the_previous_file_whole_and_no_temporary(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["joints.json"]
     write_atomically(path, '{"new": 2}')
     assert path.read_text() == '{"new": 2}'
+
+
+def test_summary_says_how_many_people_each_camera_recalled(saved):
+    assert summarize(saved)["recalled_per_camera"] == {}  # no second look ran (a synthetic scene)
+    recalled = np.arange(len(saved.cameras))
+    edited = dataclasses.replace(
+        saved, diagnostics=dataclasses.replace(saved.diagnostics, recalled_observations=recalled)
+    )
+    summary = summarize(edited)
+    assert summary["recalled_per_camera"] == dict(zip(saved.cameras.names, recalled.tolist(), strict=True))
+    names = saved.cameras.names
+    assert f"{names[1]} 1, {names[2]} 2" in format_summary(summary)
