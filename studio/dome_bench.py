@@ -40,11 +40,17 @@ class DomeScore:
     seconds: float
 
 
-SETTINGS = {"detector alone": (0.0, False), "recall (default)": (0.0, True), "finer tiles and recall": (0.5, True)}
+SETTINGS = {
+    "detector alone": (0.0, False),
+    "recall (default)": (0.0, True),
+    "finer tiles and recall": (0.5, True),
+}
 """Each setting's finer tile scale and recall switch."""
 
 
-def detection_config(config: ReconstructionConfig, fine_tile_scale: float, recall: bool) -> ReconstructionConfig:
+def detection_config(
+    config: ReconstructionConfig, fine_tile_scale: float, recall: bool
+) -> ReconstructionConfig:
     """``config`` with the finer tiles at ``fine_tile_scale`` (0: none) and recall on or off."""
     perception = config.perception
     return replace(
@@ -67,7 +73,9 @@ def score_dome(config: ReconstructionConfig) -> DomeScore:
     for t, instant in enumerate(instants):
         rec = reconstruct_from_videos(videos, calibration, FrameRange(t, t + 1), config)
         seconds += sum(rec.diagnostics.stage_seconds.values())
-        people = [np.array(labels["people"][instant][name], float).reshape(-1, 2) for name in rec.cameras.names]
+        people = [
+            np.array(labels["people"][instant][name], float).reshape(-1, 2) for name in rec.cameras.names
+        ]
         labelled.append([len(p) for p in people])
         detected.append([_found(p, _noses(rec, v), labels["radius_px"]) for v, p in enumerate(people)])
         seen.append(np.bincount(rec.observations.view, minlength=len(people)))
@@ -106,7 +114,9 @@ def dome_bench(config: ReconstructionConfig) -> dict:
 def format_dome_bench(result: dict) -> str:
     lines = []
     for name, r in result.items():
-        per_view = ", ".join(f"{d}/{n}" for d, n in zip(r["detected_per_view"], r["labelled_per_view"], strict=True))
+        per_view = ", ".join(
+            f"{d}/{n}" for d, n in zip(r["detected_per_view"], r["labelled_per_view"], strict=True)
+        )
         lines.append(
             f"{name}: {r['detected_share']:.1%} of the people in full view detected (per view {per_view}; "
             f"worst view {r['worst_view_share']:.0%}); observations per view {r['observations_per_view']}; "

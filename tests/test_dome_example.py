@@ -11,7 +11,8 @@ from studio.dome_bench import detection_config, score_dome
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (examples_directory() / DOME).is_dir(), reason="dome clips not installed (python -m studio assets)"
+        not (examples_directory() / DOME).is_dir(),
+        reason="dome clips not installed (python -m studio assets)",
     ),
 ]
 

@@ -67,8 +67,13 @@ def recall_requests(
     parts = [p for p in parts if p is not None]
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return RecallRequests(empty, empty, empty, Regions(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2))),
-                              np.zeros((0, len(BLAZEPOSE_NAMES), 2)))
+        return RecallRequests(
+            empty,
+            empty,
+            empty,
+            Regions(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2))),
+            np.zeros((0, len(BLAZEPOSE_NAMES), 2)),
+        )
     return RecallRequests(
         np.concatenate([p.person for p in parts]),
         np.concatenate([p.view for p in parts]),
@@ -109,7 +114,11 @@ def _person_requests(
     reach = np.nanmax(np.linalg.norm(expected - hips[:, None], axis=-1), axis=1)
     regions = Regions(center=hips + 0.5, side=2 * reach * region_scale, up=up)  # model's pixel convention
     return RecallRequests(
-        np.full(int(keep.sum()), person.person_id), view[keep], person.frames[frame_at[keep]], regions, expected
+        np.full(int(keep.sum()), person.person_id),
+        view[keep],
+        person.frames[frame_at[keep]],
+        regions,
+        expected,
     )
 
 
@@ -132,9 +141,10 @@ def kept_recalls(
     height = image_height(requests.expected)
     readable = (found.visibility > 0.5) & np.isfinite(requests.expected).all(axis=-1)
     gap = np.linalg.norm(points - requests.expected, axis=-1)
-    on_projection = np.array(
-        [np.median(g[r]) if r.any() else np.inf for g, r in zip(gap, readable, strict=True)]
-    ) < gate * height
+    on_projection = (
+        np.array([np.median(g[r]) if r.any() else np.inf for g, r in zip(gap, readable, strict=True)])
+        < gate * height
+    )
     keep = (found.presence >= min_presence) & on_projection
     base = max(int(detected.view.max(initial=0)), int(requests.view.max(initial=0))) + 1
     key = requests.frame * base + requests.view

@@ -31,9 +31,9 @@ _EXPECTED = (
 def read_calibration(path: Path) -> CameraRig:
     """Read the calibration at ``path``, a file or a folder holding exactly one calibration.
 
-    Cameras come in file order. Qualisys, Pose2Sim and Panoptic worlds are metric and z-up; EasyMocap and COLMAP
-    worlds are kept as stored (see each reader). EasyMocap cameras may have an unknown size (0 × 0) that
-    :func:`~core.io.calibration.match_clips` fills in.
+    Cameras come in file order. Qualisys, Pose2Sim and Panoptic worlds are metric and z-up; EasyMocap
+    and COLMAP worlds are kept as stored (see each reader). EasyMocap cameras may have an unknown size
+    (0 × 0) that :func:`~core.io.calibration.match_clips` fills in.
 
     Raises:
         CalibrationError: the path is missing, of an unknown format, holds several calibrations, or its

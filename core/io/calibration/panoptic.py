@@ -46,7 +46,9 @@ def read_panoptic(path: Path) -> CameraRig:
     for index, camera in enumerate(cameras):
         missing = [key for key in _KEYS if key not in camera]
         if missing:
-            raise CalibrationError(f"{path}: camera {index} ({camera.get('name', '?')}) lacks {', '.join(missing)}")
+            raise CalibrationError(
+                f"{path}: camera {index} ({camera.get('name', '?')}) lacks {', '.join(missing)}"
+            )
     try:
         K = np.array([c["K"] for c in cameras], dtype=float).reshape(-1, 3, 3)
         dist = np.array([np.pad(c["distCoef"], (0, 5 - len(c["distCoef"]))) for c in cameras], dtype=float)
@@ -54,6 +56,8 @@ def read_panoptic(path: Path) -> CameraRig:
         t = np.array([c["t"] for c in cameras], dtype=float).reshape(-1, 3)
         size = np.array([c["resolution"] for c in cameras], dtype=float).reshape(-1, 2)
     except (TypeError, ValueError) as error:
-        raise CalibrationError(f"{path}: a camera's K, distCoef, R, t or resolution is malformed ({error})") from error
+        raise CalibrationError(
+            f"{path}: a camera's K, distCoef, R, t or resolution is malformed ({error})"
+        ) from error
     names = [str(c["name"]) for c in cameras]
     return checked_rig(path, names, K, dist, R @ _Z_UP.T, t / 100.0, size)

@@ -592,5 +592,7 @@ def test_malformed_panoptic_files_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(CalibrationError, match=r"calibration_bad\.json: camera 0 \(00_00\) lacks resolution"):
         read_calibration(path)
     path.write_text("[1, 2]")
-    with pytest.raises(CalibrationError, match=r"calibration_bad\.json: expected an object with a 'cameras' list"):
+    with pytest.raises(
+        CalibrationError, match=r"calibration_bad\.json: expected an object with a 'cameras' list"
+    ):
         read_calibration(path)

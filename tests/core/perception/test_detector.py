@@ -154,7 +154,9 @@ def test_tiles_cover_the_long_side_with_at_least_the_requested_overlap(width, he
     assert (np.diff(start) <= side * (1 - overlap) + 1e-9).all()
 
 
-@pytest.mark.parametrize(("width", "height", "side"), [(1920, 1080, 540), (1088, 1920, 544), (1000, 1000, 300)])
+@pytest.mark.parametrize(
+    ("width", "height", "side"), [(1920, 1080, 540), (1088, 1920, 544), (1000, 1000, 300)]
+)
 def test_fine_tiles_cover_the_whole_frame_edge_to_edge_with_the_overlap(width, height, side):
     tiles = tile_grid(width, height, side, overlap=0.5)
     assert (tiles[:, 2] == side).all()

@@ -25,14 +25,18 @@ def _looking_at(center: np.ndarray, name: str) -> Camera:
 
 
 RIG = CameraRig(
-    tuple(_looking_at(np.array([4 * np.cos(a), 4 * np.sin(a), 1.5]), f"cam{i}") for i, a in enumerate([0, 2, 4]))
+    tuple(
+        _looking_at(np.array([4 * np.cos(a), 4 * np.sin(a), 1.5]), f"cam{i}") for i, a in enumerate([0, 2, 4])
+    )
 )
 
 
 def _body(x: float) -> np.ndarray:
     """A standing body's 33 landmarks at (x, 0): hips at 1 m, shoulders at 1.5 m, the rest spread around."""
     rng = np.random.default_rng(0)
-    points = np.column_stack([rng.uniform(-0.25, 0.25, J) + x, rng.uniform(-0.15, 0.15, J), rng.uniform(0.05, 1.75, J)])
+    points = np.column_stack(
+        [rng.uniform(-0.25, 0.25, J) + x, rng.uniform(-0.15, 0.15, J), rng.uniform(0.05, 1.75, J)]
+    )
     for name, z in (("hip", 1.0), ("shoulder", 1.5)):
         points[BLAZEPOSE_NAMES.index(f"left_{name}")] = [x - 0.15, 0.0, z]
         points[BLAZEPOSE_NAMES.index(f"right_{name}")] = [x + 0.15, 0.0, z]
@@ -69,13 +73,19 @@ def test_a_person_is_projected_into_the_views_that_missed_them_where_enough_othe
     requests = recall_requests([person], RIG, RecallConfig(min_views=2), region_scale=1.25)
 
     # Frame 10: two views saw them, cam2 did not; frame 11: one view only; frame 12: every view.
-    assert requests.person.tolist() == [7] and requests.view.tolist() == [2] and requests.frame.tolist() == [10]
+    assert (
+        requests.person.tolist() == [7] and requests.view.tolist() == [2] and requests.frame.tolist() == [10]
+    )
     cam = RIG.cameras[2]
     expected = project_points(_body(0.0), cam.K, cam.dist, cam.R, cam.t)
     np.testing.assert_allclose(requests.expected[0], expected, atol=1e-9)
     hips = expected[[BLAZEPOSE_NAMES.index("left_hip"), BLAZEPOSE_NAMES.index("right_hip")]].mean(axis=0)
-    shoulders = expected[[BLAZEPOSE_NAMES.index("left_shoulder"), BLAZEPOSE_NAMES.index("right_shoulder")]].mean(0)
-    np.testing.assert_allclose(requests.regions.center[0], hips + 0.5)  # the landmark model's pixel convention
+    shoulders = expected[
+        [BLAZEPOSE_NAMES.index("left_shoulder"), BLAZEPOSE_NAMES.index("right_shoulder")]
+    ].mean(0)
+    np.testing.assert_allclose(
+        requests.regions.center[0], hips + 0.5
+    )  # the landmark model's pixel convention
     up = (shoulders - hips) / np.linalg.norm(shoulders - hips)
     np.testing.assert_allclose(requests.regions.up[0], up, atol=1e-12)
     reach = np.linalg.norm(expected - hips, axis=1).max()
@@ -129,7 +139,8 @@ def _detections(points: np.ndarray, view: int, frame: int) -> Observations:
 def test_recalled_reads_are_kept_only_on_the_projection_and_where_the_view_has_no_detection_of_them():
     # Two persons standing 1.2 m apart, both missed by cam2 at frame 10; a third is already detected there.
     persons = [
-        _person(p, _with_extras(_body(x), 1), np.array([[True, True, False]])) for p, x in enumerate((-0.6, 0.6))
+        _person(p, _with_extras(_body(x), 1), np.array([[True, True, False]]))
+        for p, x in enumerate((-0.6, 0.6))
     ]
     requests = recall_requests(persons, RIG, RecallConfig(), 1.25)
     assert requests.person.tolist() == [0, 1]
