@@ -27,7 +27,7 @@ def test_recall_and_finer_tiles_find_the_people_the_detector_alone_misses():
     def share(score):
         return score.detected.sum() / score.labelled.sum()
 
-    assert share(alone) < 0.78 and share(recall) >= 0.82 and share(both) >= 0.86  # 74.5, 83.6, 87.3 %
+    assert share(alone) < 0.78 and share(recall) >= 0.83 and share(both) >= 0.87  # 74.5, 85.5, 89.1 %
     for better, worse in ((recall, alone), (both, recall)):  # no view loses anyone
         assert (better.detected.sum(axis=0) >= worse.detected.sum(axis=0)).all()
     assert (both.detected.sum(axis=0) / both.labelled.sum(axis=0)).min() >= 0.8

@@ -56,7 +56,7 @@ def with_recalled_people(
         found,
         requests,
         perception.observations,
-        settings.min_presence,
+        settings.recall.min_presence,
         settings.recall.gate,
         settings.duplicate_distance,
     )

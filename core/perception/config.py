@@ -34,6 +34,10 @@ class RecallConfig:
     min_inside: float = 0.6
     """Share of the projected body's landmarks that must fall inside the image (else too little of the
     person is in the view to read)."""
+    min_presence: float = 0.3
+    """A recalled person is kept when the landmark model's presence is at least this: lower than for a
+    detection (``BlazePoseConfig.min_presence``), because the other views already say someone is there
+    and the read must also land on the projection."""
     gate: float = 0.15
     """A recalled person is kept when the median distance between its landmarks and the projected ones is
     below this share of the projected body's height (else the model read someone or something else)."""
