@@ -40,7 +40,7 @@ def examples_directory() -> Path:
 def example_inputs(name: str) -> tuple[list[Path], Path]:
     """The clips (camera order) and the calibration file of an installed real example."""
     scene = examples_directory() / name
-    videos = sorted((scene / "videos").glob("*.mp4" if name != DOME else "*.avi"))
+    videos = sorted(p for p in (scene / "videos").glob("*") if p.suffix in (".mp4", ".avi"))
     if not videos:
         raise InputError(f"{scene}: example not installed; run `python -m studio assets` first")
     if name == DOME:

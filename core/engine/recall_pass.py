@@ -85,12 +85,15 @@ def _read_requests(
     and each of its views' regions read in one batch."""
     first, last = int(requests.frame.min()), int(requests.frame.max())
     span = FrameRange(int(indices[first]), int(indices[last]) + 1, frames.step)
-    image_of = requests.frame * len(clips) + requests.view
-    parts: list[tuple[np.ndarray, Landmarks]] = []
+    order = np.lexsort((requests.view, requests.frame))  # image by image
+    image = (requests.frame * len(clips) + requests.view)[order]
+    groups = np.split(order, np.flatnonzero(np.diff(image)) + 1)
+    at: dict[int, list[np.ndarray]] = {}  # reconstruction frame → its images' groups, in group order
+    for group in groups:
+        at.setdefault(int(requests.frame[group[0]]), []).append(group)
+    parts: list[Landmarks] = []
     for index, views in iter_synchronized(clips, span):
-        frame = (index - int(indices[0])) // frames.step
-        for view in np.unique(requests.view[requests.frame == frame]):
-            asked = np.flatnonzero(image_of == frame * len(clips) + view)
-            parts.append((asked, observer.read_regions(views[view], requests.take(asked).regions)))
-    order = np.argsort(np.concatenate([asked for asked, _ in parts]))
-    return Landmarks.concatenate([landmarks for _, landmarks in parts]).take(order)
+        for group in at.get((index - int(indices[0])) // frames.step, []):
+            view = int(requests.view[group[0]])
+            parts.append(observer.read_regions(views[view], requests.take(group).regions))
+    return Landmarks.concatenate(parts).take(np.argsort(np.concatenate(groups)))

@@ -10,6 +10,8 @@ someone the view already detected.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from core.types import CameraRig, Observations, PersonTrack
 _HIPS = [BLAZEPOSE_NAMES.index("left_hip"), BLAZEPOSE_NAMES.index("right_hip")]
 _SHOULDERS = [BLAZEPOSE_NAMES.index("left_shoulder"), BLAZEPOSE_NAMES.index("right_shoulder")]
 _TORSO = [*_HIPS, *_SHOULDERS]
+_J = len(BLAZEPOSE_NAMES)
 _SAME_TORSO = 0.25
 """A recalled person whose shoulders and hips lie this close (in body heights) to a detection's is that
 detection's person read differently, whose limbs may disagree (the detection may be mis-assigned, which
@@ -40,22 +43,33 @@ class RecallRequests:
     person: Int[np.ndarray, " Q"]
     view: Int[np.ndarray, " Q"]
     frame: Int[np.ndarray, " Q"]
-    regions: Regions
+    center: Float[np.ndarray, "Q 2"]
+    side: Float[np.ndarray, " Q"]
+    up: Float[np.ndarray, "Q 2"]
+    """The regions' centre, side and up direction (:class:`~core.perception.roi.Regions`)."""
     expected: Float[np.ndarray, "Q 33 2"]
     """The person's landmarks projected into the view (OpenCV pixel centres); NaN where not projected."""
 
     def __len__(self) -> int:
         return int(self.person.shape[0])
 
+    @property
+    def regions(self) -> Regions:
+        return Regions(self.center, self.side, self.up)
+
     def take(self, index: Int[np.ndarray, " M"] | Bool[np.ndarray, " Q"]) -> RecallRequests:
-        r = self.regions
-        return RecallRequests(
-            self.person[index],
-            self.view[index],
-            self.frame[index],
-            Regions(r.center[index], r.side[index], r.up[index]),
-            self.expected[index],
-        )
+        return RecallRequests(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+    @staticmethod
+    def concatenate(parts: Sequence[RecallRequests]) -> RecallRequests:
+        """The requests of ``parts`` in order; none where there are no parts."""
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return RecallRequests(
+                empty, empty, empty, np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)), np.zeros((0, _J, 2))
+            )
+        fields = dataclasses.fields(RecallRequests)
+        return RecallRequests(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields})
 
 
 def recall_requests(
@@ -64,27 +78,7 @@ def recall_requests(
     """The regions where each person should be in the views that missed them, at frames where at least
     ``config.min_views`` views saw them and enough of their projected body is inside the image."""
     parts = [_person_requests(p, cameras, config, region_scale) for p in persons]
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return RecallRequests(
-            empty,
-            empty,
-            empty,
-            Regions(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2))),
-            np.zeros((0, len(BLAZEPOSE_NAMES), 2)),
-        )
-    return RecallRequests(
-        np.concatenate([p.person for p in parts]),
-        np.concatenate([p.view for p in parts]),
-        np.concatenate([p.frame for p in parts]),
-        Regions(
-            np.concatenate([p.regions.center for p in parts]),
-            np.concatenate([p.regions.side for p in parts]),
-            np.concatenate([p.regions.up for p in parts]),
-        ),
-        np.concatenate([p.expected for p in parts]),
-    )
+    return RecallRequests.concatenate([p for p in parts if p is not None])
 
 
 def _person_requests(
@@ -112,13 +106,14 @@ def _person_requests(
     up = shoulders - hips
     up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-9)
     reach = np.nanmax(np.linalg.norm(expected - hips[:, None], axis=-1), axis=1)
-    regions = Regions(center=hips + 0.5, side=2 * reach * region_scale, up=up)  # model's pixel convention
     return RecallRequests(
         np.full(int(keep.sum()), person.person_id),
         view[keep],
         person.frames[frame_at[keep]],
-        regions,
-        expected,
+        center=hips + 0.5,  # the landmark model's pixel convention
+        side=2 * reach * region_scale,
+        up=up,
+        expected=expected,
     )
 
 
@@ -140,17 +135,16 @@ def kept_recalls(
     points = found.image - 0.5  # OpenCV pixel centres, as observations hold them
     height = image_height(requests.expected)
     readable = (found.visibility > 0.5) & np.isfinite(requests.expected).all(axis=-1)
-    gap = np.linalg.norm(points - requests.expected, axis=-1)
-    on_projection = (
-        np.array([np.median(g[r]) if r.any() else np.inf for g, r in zip(gap, readable, strict=True)])
-        < gate * height
-    )
+    gap = np.where(readable, np.linalg.norm(points - requests.expected, axis=-1), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a read with no readable landmark: NaN
+        on_projection = np.nanmedian(gap, axis=1) < gate * height  # NaN compares False
     keep = (found.presence >= min_presence) & on_projection
     base = max(int(detected.view.max(initial=0)), int(requests.view.max(initial=0))) + 1
     key = requests.frame * base + requests.view
-    by_key = np.argsort(detected.frame * base + detected.view, kind="stable")
-    sorted_keys = (detected.frame * base + detected.view)[by_key]
-    low, high = np.searchsorted(sorted_keys, key, "left"), np.searchsorted(sorted_keys, key, "right")
+    detected_key = detected.frame * base + detected.view
+    by_key = np.argsort(detected_key, kind="stable")
+    low, high = (np.searchsorted(detected_key[by_key], key, side) for side in ("left", "right"))
     for q in np.flatnonzero(keep & (high > low)):  # one pass per candidate, against the few of its image
         same = detected.keypoints2d[by_key[low[q] : high[q]]]
         overlaps = _overlap(points[q], same, height[q], duplicate_distance)
