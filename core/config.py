@@ -13,6 +13,7 @@ from core.engine.refinement import RefinementConfig
 from core.engine.scale import ScaleConfig
 from core.engine.sync import SyncConfig
 from core.engine.tracking import TrackingConfig
+from core.engine.world_tracking import WorldTrackingConfig
 from core.nets.config import NetworksConfig
 from core.perception.config import BlazePoseConfig
 from core.scene.ground import GroundConfig
@@ -27,6 +28,7 @@ class ReconstructionConfig:
     sync: SyncConfig = field(default_factory=SyncConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
+    world_tracking: WorldTrackingConfig = field(default_factory=WorldTrackingConfig)
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)

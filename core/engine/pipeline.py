@@ -21,6 +21,7 @@ from core.engine.refinement import refine_assignment
 from core.engine.scale import adjust_scale, monocular_scale
 from core.engine.timing import timed
 from core.engine.tracking import track
+from core.engine.world_tracking import world_assignment
 from core.errors import InputError
 from core.reconstruction import Reconstruction
 from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
@@ -28,7 +29,16 @@ from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonT
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage name, fraction of the run done) as stages finish."""
 
-TEST_TIME_STAGES = ("validate", "tracking", "association", "refinement", "fusion", "scale", "joint speed")
+TEST_TIME_STAGES = (
+    "validate",
+    "tracking",
+    "association",
+    "world tracking",
+    "refinement",
+    "fusion",
+    "scale",
+    "joint speed",
+)
 
 _ESSENTIAL = (
     "score",
@@ -259,9 +269,23 @@ def reconstruct_from_observations(
         metres_per_unit = monocular_scale(observations, cameras, config.scale)
         association = associate(observations, tracklets, cameras, clip_config.association, metres_per_unit)
     report("association", 0.6)
+    assignment = association.assignment
+    with timed(seconds, "world tracking"):
+        if config.world_tracking.enabled and len(cameras) > 1:
+            proposal = assignment.person_of(tracklets.observation_tracklet, observations.frame)
+            assignment = world_assignment(
+                observations,
+                tracklets,
+                proposal,
+                cameras,
+                num_frames,
+                fps,
+                config.world_tracking,
+                config.refinement.min_single_view_frames,
+            )
+    report("world tracking", 0.65)
     with timed(seconds, "refinement"):
-        assignment = association.assignment
-        if config.refinement.enabled and len(cameras) > 1:
+        if config.refinement.enabled and not config.world_tracking.enabled and len(cameras) > 1:
             assignment = _refined(observations, tracklets, assignment, cameras, num_frames, config)
     report("refinement", 0.7)
     persons, scaled_cameras, diagnostics = fuse_and_scale(

@@ -43,7 +43,8 @@ _CHUNK_POINTS = 1_000_000
 
 @dataclass(frozen=True)
 class RefinementConfig:
-    """How observations are re-checked against the fused persons."""
+    """How observations are re-checked against the fused persons (when ``world_tracking`` is off: the
+    world targets do this job and more, frame by frame)."""
 
     enabled: bool = True
     max_error: float = 0.1
