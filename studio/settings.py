@@ -75,7 +75,7 @@ class Setting:
         """The field's name under its section's, e.g. ``Association: gate``."""
         *parents, name = self.path.split(".")
         section = parents[-1] if parents else "run"
-        return f"{section.capitalize()}: {name.replace('_', ' ')}"
+        return f"{section.capitalize().replace('_', ' ')}: {name.replace('_', ' ')}"
 
     @property
     def owner_field(self) -> tuple[type, str]:
@@ -167,6 +167,8 @@ PAGE_SETTINGS = (
     Setting("association.pose_weight", 0, 2, 0.05),
     Setting("association.ray_weight", 0, 2, 0.05),
     Setting("association.gate", 0.1, 3, 0.05),
+    Setting("world_tracking.enabled"),
+    Setting("world_tracking.max_error", 0.05, 0.5, 0.01),
     Setting("tracking.max_missed_frames", 1, 60, 1),
     Setting("scale.mode"),
     Setting("scale.fixed_factor", shown_when=("scale.mode", "fixed")),

@@ -15,7 +15,6 @@ association put them in one person; a target that no view sees for ``max_missed_
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +22,7 @@ from jaxtyping import Float, Int
 from scipy.optimize import linear_sum_assignment
 
 from core.engine.refinement import pieces_from_labels, without_brief_single_view_persons
-from core.geometry import pixel_rays, project_points, triangulate_rays
+from core.geometry import pixel_rays, triangulate_rays
 from core.types import Assignment, CameraRig, Observations, Tracklets
 
 _UNMATCHED = 1e6
@@ -34,6 +33,8 @@ class WorldTrackingConfig:
     """How persons are followed in the world from frame to frame."""
 
     enabled: bool = True
+    """Follow the persons in the world (off: association's tracklets as they are, checked against the
+    persons fused from them by ``refinement``)."""
     max_error: float = 0.15
     """A detection fits a target when the median distance between its keypoints and the target's
     projected keypoints is below this fraction of its height."""
@@ -91,179 +92,286 @@ def track_in_world(
 ) -> Int[np.ndarray, " N"]:
     """The target of every observation (-1: none); ``proposal`` is association's person of each
     observation, which says which unmatched detections may start a target together."""
-    N, K = observations.keypoints2d.shape[:2]
-    label = np.full(N, -1, dtype=np.int64)
-    if N == 0 or len(cameras) < 2:
-        return label
-    view = observations.view
-    origins, directions = pixel_rays(
-        observations.keypoints2d, cameras.K[view], cameras.dist[view], cameras.R[view], cameras.t[view]
-    )
-    confident = observations.keypoint_confidence >= config.min_keypoint_confidence
-    confident &= np.isfinite(directions).all(axis=-1)
-    weight = np.where(confident, observations.keypoint_confidence, 0.0)
-    height = np.maximum(observations.bbox[:, 3] - observations.bbox[:, 1], 1.0)
-    max_missed = max(1, int(round(config.max_missed_seconds * fps)))
-    last_target = np.full(len(tracklets) + 1, -1, dtype=np.int64)  # of each tracklet (last row: none)
-    track = np.where(tracklets.observation_tracklet >= 0, tracklets.observation_tracklet, len(tracklets))
-    frames = _Frames(observations, origins, directions, weight, height, cameras, config)
-
-    targets = _Targets.empty(K)
+    tracker = _WorldTracker(observations, tracklets, cameras, fps, config)
+    if len(observations) == 0 or len(cameras) < 2:
+        return tracker.label
     by_frame = np.argsort(observations.frame, kind="stable")
     bounds = np.searchsorted(observations.frame[by_frame], np.arange(num_frames + 1))
     for frame in range(num_frames):
         rows = by_frame[bounds[frame] : bounds[frame + 1]]
-        if rows.size == 0:
-            continue
-        targets.alive &= frame - targets.last_frame <= max_missed
+        if rows.size:
+            tracker.follow(frame, rows)
+            tracker.merge_duplicates(rows)
+            tracker.start(frame, rows, proposal[rows])
+    return tracker.labels()
+
+
+class _WorldTracker:
+    """The targets, and which observations each has taken so far."""
+
+    def __init__(self, observations, tracklets: Tracklets, cameras: CameraRig, fps: float, config):
+        self.config = config
+        self.evidence = _Evidence.build(observations, cameras, config)
+        self.targets = _Targets.empty(observations.keypoints2d.shape[1])
+        self.label = np.full(len(observations), -1, dtype=np.int64)
+        self.merged_into = np.zeros(0, dtype=np.int64)
+        """Each target's own id, or the target it was found to duplicate."""
+        self.max_missed = max(1, int(round(config.max_missed_seconds * fps)))
+        none = len(tracklets)
+        self.track = np.where(tracklets.observation_tracklet >= 0, tracklets.observation_tracklet, none)
+        self.last_target = np.full(none + 1, -1, dtype=np.int64)
+        """The target each tracklet's last matched detection went to (last entry: no tracklet)."""
+
+    def follow(self, frame: int, rows: Int[np.ndarray, " n"]) -> None:
+        """The live targets predicted to ``frame``, matched to its detections and triangulated again."""
+        targets, config = self.targets, self.config
+        targets.alive &= frame - targets.last_frame <= self.max_missed
         live = np.flatnonzero(targets.alive)
-        if live.size:
-            predicted = targets.predicted(live, frame)
-            cost = frames.fit(rows, predicted)
-            cost -= config.continuity_bonus * (last_target[track[rows]][:, None] == live[None, :])
-            matched = _match_per_view(view[rows], cost, config.max_error)
-            rows_matched, columns = np.flatnonzero(matched >= 0), matched[matched >= 0]
-            keypoints, kept = frames.update(rows[rows_matched], columns, predicted, live.size)
-            label[rows[rows_matched[kept]]] = live[columns[kept]]
-            seen = np.unique(columns[kept])
-            moved = np.nanmean(keypoints[seen] - targets.keypoints[live[seen]], axis=1)
-            elapsed = (frame - targets.last_frame[live[seen]])[:, None]
-            velocity = np.where(np.isfinite(moved), moved / elapsed, 0.0)
-            targets.velocity[live[seen]] = (
-                config.velocity_momentum * targets.velocity[live[seen]]
-                + (1 - config.velocity_momentum) * velocity
-            )
-            targets.keypoints[live[seen]] = keypoints[seen]
-            targets.last_frame[live[seen]] = frame
-        free = rows[label[rows] < 0]
-        born = frames.births(free, proposal[free])
-        for members, keypoints in born:
-            label[members] = targets.alive.size
-            targets.add(keypoints[None], frame)
-        taken = rows[label[rows] >= 0]
-        last_target[track[taken]] = label[taken]
-    last_target[-1] = -1
-    return label
+        if live.size == 0:
+            return
+        predicted = targets.predicted(live, frame)
+        cost = self.evidence.fit(rows, predicted)
+        continuing = self.last_target[self.track[rows]][:, None] == live[None, :]
+        cost -= config.continuity_bonus * continuing
+        matched = _match_per_view(self.evidence.view[rows], cost, config.max_error)
+        rows_matched, columns = np.flatnonzero(matched >= 0), matched[matched >= 0]
+        keypoints, kept = self.evidence.update(rows[rows_matched], columns, predicted, live.size)
+        self._take(rows[rows_matched[kept]], live[columns[kept]])
+        seen = np.unique(columns[kept])
+        moved = (keypoints[seen] - targets.keypoints[live[seen]]).mean(axis=1)
+        velocity = moved / (frame - targets.last_frame[live[seen]])[:, None]
+        momentum = config.velocity_momentum
+        targets.velocity[live[seen]] = momentum * targets.velocity[live[seen]] + (1 - momentum) * velocity
+        targets.keypoints[live[seen]] = keypoints[seen]
+        targets.last_frame[live[seen]] = frame
+
+    def merge_duplicates(self, rows: Int[np.ndarray, " n"]) -> None:
+        """Two targets following one person, each with views the other lacks (an association that split
+        the person, a target found again while the old one lived on): the younger is merged into the
+        older, its whole past included. Each one's detections must fit the other within half the gate;
+        two people passing close are seen by the same views, so never qualify."""
+        taken = rows[self.label[rows] >= 0]
+        ids, member = np.unique(self.label[taken], return_inverse=True)
+        if ids.size < 2:
+            return
+        views = np.zeros((ids.size, len(self.evidence.cameras)))
+        views[member, self.evidence.view[taken]] = 1.0
+        disjoint = (views @ views.T) == 0
+        np.fill_diagonal(disjoint, False)
+        if not disjoint.any():
+            return
+        fits = self.evidence.fit(taken, self.targets.keypoints[ids]) <= self.config.max_error / 2
+        rows_of = np.zeros((ids.size, taken.size))
+        rows_of[member, np.arange(taken.size)] = 1.0
+        all_fit = rows_of @ fits == rows_of.sum(axis=1)[:, None]  # every detection of a fits b
+        for a, b in zip(*np.nonzero(np.triu(disjoint & all_fit & all_fit.T)), strict=True):
+            older, younger = self.merged_into[ids[a]], self.merged_into[ids[b]]
+            if older == younger:
+                continue
+            self.merged_into[self.merged_into == younger] = older
+            self.targets.alive[younger] = False
+            self.label[taken[self.label[taken] == younger]] = older
+            self.last_target[self.last_target == younger] = older
+
+    def start(self, frame: int, rows, proposal) -> None:
+        """New targets from the detections no target took."""
+        free = self.label[rows] < 0
+        for members, keypoints in self.evidence.births(rows[free], proposal[free]):
+            self.targets.add(keypoints[None], frame)
+            self.merged_into = np.append(self.merged_into, self.targets.alive.size - 1)
+            self._take(members, np.full(members.size, self.targets.alive.size - 1))
+
+    def _take(self, rows, target) -> None:
+        self.label[rows] = target
+        self.last_target[self.track[rows]] = target
+        self.last_target[-1] = -1
+
+    def labels(self) -> Int[np.ndarray, " N"]:
+        """Each observation's target, duplicates under the target they were merged into."""
+        return np.where(self.label >= 0, self.merged_into[np.maximum(self.label, 0)], -1)
 
 
 def _match_per_view(view: Int[np.ndarray, " n"], cost: Float[np.ndarray, "n m"], gate: float) -> np.ndarray:
-    """The column matched to each row, one to one within each view; -1 where none fits."""
+    """The column matched to each row, one to one within each view; -1 where none fits.
+
+    Where every row's cheapest column is taken by no other row of its view, that is the optimal
+    assignment (no assignment costs less than the sum of the row minima): the Hungarian algorithm only
+    runs for the views where two rows want the same column.
+    """
     matched = np.full(view.size, -1, dtype=np.int64)
-    for v in np.unique(view):
+    if cost.shape[1] == 0:
+        return matched
+    best = np.argmin(cost, axis=1)
+    fits = cost[np.arange(view.size), best] <= gate
+    key = view[fits] * cost.shape[1] + best[fits]
+    contested = np.unique(view[fits][np.bincount(key)[key] > 1]) if key.size else key
+    matched[fits] = best[fits]
+    for v in contested:
         group = np.flatnonzero(view == v)
         block = np.where(cost[group] <= gate, cost[group], _UNMATCHED)
         rows, cols = linear_sum_assignment(block)
-        fits = block[rows, cols] < _UNMATCHED
-        matched[group[rows[fits]]] = cols[fits]
+        matched[group] = -1
+        ok = block[rows, cols] < _UNMATCHED
+        matched[group[rows[ok]]] = cols[ok]
     return matched
 
 
-@dataclass(frozen=True)
-class _Frames:
-    """Per-observation quantities computed once for the whole clip, read frame by frame."""
+def _masked_median(values: Float[np.ndarray, "... K"], usable: np.ndarray) -> Float[np.ndarray, ...]:
+    """Median of each row's usable values (NaN where none), by one sort: nanmedian is far slower on the
+    many short rows here."""
+    count = usable.sum(axis=-1)
+    ordered = np.sort(np.where(usable, values, np.inf), axis=-1)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, np.maximum(count // 2, 0)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, (low + high) / 2, np.nan)
 
-    observations: Observations
-    origins: Float[np.ndarray, "N K 3"]
+
+@dataclass(frozen=True)
+class _Evidence:
+    """Per-observation quantities computed once for the whole clip, read frame by frame.
+
+    A target's keypoint is compared with a detection through the detection's ray (undistorted once
+    here): its distance from the ray times the focal length over its depth is its distance from the
+    keypoint in pixels, with no projection or lens model per frame.
+    """
+
+    keypoints: Float[np.ndarray, "N K 2"]
+    view: Int[np.ndarray, " N"]
+    camera_centre: Float[np.ndarray, "N 3"]
+    axis: Float[np.ndarray, "N 3"]
+    """The camera's viewing direction, world frame."""
+    focal: Float[np.ndarray, " N"]
     directions: Float[np.ndarray, "N K 3"]
+    """Unit rays of the keypoints, world frame (zero where not usable)."""
     weight: Float[np.ndarray, "N K"]
+    """Confidence of each keypoint, 0 where it is too low to compare or triangulate."""
     height: Float[np.ndarray, " N"]
+    centre_ray: Float[np.ndarray, "N 3"]
+    """The ray through the mean of the usable keypoints."""
     cameras: CameraRig
     config: WorldTrackingConfig
 
+    @staticmethod
+    def build(observations: Observations, cameras: CameraRig, config: WorldTrackingConfig) -> _Evidence:
+        view = observations.view
+        K, dist, R, t = cameras.K[view], cameras.dist[view], cameras.R[view], cameras.t[view]
+        points = observations.keypoints2d
+        usable = observations.keypoint_confidence >= config.min_keypoint_confidence
+        usable &= np.isfinite(points).all(axis=-1)
+        centre = (
+            np.where(usable[..., None], points, 0.0).sum(axis=1) / np.maximum(usable.sum(axis=1), 1)[:, None]
+        )
+        origins, directions = pixel_rays(np.concatenate([points, centre[:, None]], axis=1), K, dist, R, t)
+        usable &= np.isfinite(directions[:, :-1]).all(axis=-1)
+        return _Evidence(
+            keypoints=points,
+            view=view,
+            camera_centre=origins[:, 0],
+            axis=R[:, 2],
+            focal=(K[:, 0, 0] + K[:, 1, 1]) / 2,
+            directions=np.where(usable[..., None], directions[:, :-1], 0.0),
+            weight=np.where(usable, observations.keypoint_confidence, 0.0),
+            height=np.maximum(observations.bbox[:, 3] - observations.bbox[:, 1], 1.0),
+            centre_ray=np.nan_to_num(directions[:, -1]),
+            cameras=cameras,
+            config=config,
+        )
+
+    def _pixels_off(self, rows, points: Float[np.ndarray, "... 3"], directions) -> np.ndarray:
+        """Pixel distance of ``points`` from rays of the observations ``rows`` (broadcast on the
+        leading axis); inf behind the camera."""
+        shape = (-1,) + (1,) * (points.ndim - 2)
+        relative = points - self.camera_centre[rows].reshape(*shape, 3)
+        along = np.einsum("...i,...i->...", relative, directions)
+        off = np.sqrt(np.maximum(np.einsum("...i,...i->...", relative, relative) - along**2, 0.0))
+        depth = np.einsum("...i,...i->...", relative, self.axis[rows].reshape(*shape, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(depth > 1e-9, off * self.focal[rows].reshape(shape) / depth, np.inf)
+
     def fit(self, rows: Int[np.ndarray, " n"], keypoints: Float[np.ndarray, "m K 3"]) -> np.ndarray:
-        """Median keypoint distance of each observation to each target's projection, in its heights
-        (inf where too few keypoints compare)."""
-        c = self.cameras
-        v = self.observations.view[rows]
-        views = np.unique(v)
-        projected = project_points(
-            keypoints[None], c.K[views, None], c.dist[views, None], c.R[views, None], c.t[views, None]
-        )  # (V', m, K, 2)
-        projected = projected[np.searchsorted(views, v)]  # (n, m, K, 2)
-        distance = np.linalg.norm(projected - self.observations.keypoints2d[rows, None], axis=-1)
-        usable = (self.weight[rows, None] > 0) & np.isfinite(distance)
-        distance = np.where(usable, distance, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(distance, axis=-1)
-        enough = usable.sum(axis=-1) >= self.config.min_keypoints
-        return np.where(enough, median / self.height[rows, None], np.inf)
+        """Median keypoint distance of each observation to each target, in its heights; inf where too
+        few keypoints compare or the target's centre is a height away or more from the detection's."""
+        centre = keypoints.mean(axis=1)  # (m, 3)
+        gap = self._pixels_off(rows, centre[None], self.centre_ray[rows, None])  # (n, m)
+        near, column = np.nonzero(gap < self.height[rows, None])
+        cost = np.full((rows.size, keypoints.shape[0]), np.inf)
+        if near.size:
+            cost[near, column] = self.fit_each(rows[near], keypoints[column])
+        return cost
+
+    def fit_each(self, rows, keypoints: Float[np.ndarray, "n K 3"]) -> Float[np.ndarray, " n"]:
+        """Median keypoint distance of each observation to its own target's keypoints, in its heights."""
+        distance = self._pixels_off(rows, keypoints, self.directions[rows])
+        usable = (self.weight[rows] > 0) & np.isfinite(distance)
+        median = _masked_median(distance, usable) / self.height[rows]
+        return np.where(usable.sum(axis=-1) >= self.config.min_keypoints, median, np.inf)
 
     def triangulated(
         self, rows: Int[np.ndarray, " n"], target: Int[np.ndarray, " n"], count: int, fallback
-    ) -> tuple[Float[np.ndarray, "m K 3"], Float[np.ndarray, "m V"]]:
-        """Each target's keypoints from its matched observations (``fallback`` where fewer than two
-        views see a keypoint: one view's ray at the fallback's depth, or the fallback itself)."""
-        V = len(self.cameras)
-        K = self.origins.shape[1]
-        v = self.observations.view[rows]
+    ) -> Float[np.ndarray, "m K 3"]:
+        """Each target's keypoints from its matched observations; where one view sees a keypoint, the
+        point of its ray nearest to ``fallback``; where none does, ``fallback`` itself."""
+        V, K = len(self.cameras), self.directions.shape[1]
+        v = self.view[rows]
         origins = np.zeros((count, K, V, 3))
         directions = np.zeros((count, K, V, 3))
         weight = np.zeros((count, K, V))
-        origins[target, :, v] = self.origins[rows]
+        origins[target, :, v] = self.camera_centre[rows, None]
         directions[target, :, v] = self.directions[rows]
         weight[target, :, v] = self.weight[rows]
         points = triangulate_rays(origins, directions, weight)
-        single = (weight > 0).sum(axis=-1) == 1
+        seeing = weight > 0
         along = np.einsum("mkvi,mkvi->mkv", fallback[:, :, None] - origins, directions)
-        on_ray = origins + along[..., None] * directions
-        alone = np.einsum("mkv,mkvi->mki", (weight > 0).astype(float), on_ray)
-        points = np.where(np.isfinite(points), points, np.where(single[..., None], alone, fallback))
-        return points
+        nearest = np.einsum("mkv,mkvi->mki", seeing, origins + along[..., None] * directions)
+        single = (seeing.sum(axis=-1) == 1)[..., None]
+        return np.where(np.isfinite(points), points, np.where(single, nearest, fallback))
 
     def update(self, rows, target, predicted, count):
         """Targets triangulated again from their matched rows; a row whose detection lies far from
         what the other views triangulate is unmatched. Returns the keypoints and which rows are kept."""
         points = self.triangulated(rows, target, count, predicted)
-        error = self.fit_each(rows, points[target])
-        kept = error <= self.config.max_error
+        kept = self.fit_each(rows, points[target]) <= self.config.max_error
         if not kept.all():
             points = self.triangulated(rows[kept], target[kept], count, predicted)
         return points, kept
 
-    def fit_each(self, rows, keypoints: Float[np.ndarray, "n K 3"]) -> Float[np.ndarray, " n"]:
-        """Median keypoint distance of each observation to its own target's keypoints, in its heights."""
-        c = self.cameras
-        v = self.observations.view[rows]
-        projected = project_points(keypoints, c.K[v], c.dist[v], c.R[v], c.t[v])
-        distance = np.linalg.norm(projected - self.observations.keypoints2d[rows], axis=-1)
-        usable = (self.weight[rows] > 0) & np.isfinite(distance)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(np.where(usable, distance, np.nan), axis=-1)
-        return np.where(usable.sum(axis=-1) >= self.config.min_keypoints, median / self.height[rows], np.inf)
+    def _single_target(self, rows) -> Float[np.ndarray, "K 3"]:
+        """One target's keypoints from its observations ``rows`` (NaN where fewer than two views see
+        a keypoint)."""
+        nan = np.full((1, self.directions.shape[1], 3), np.nan)
+        return self.triangulated(rows, np.zeros(rows.size, np.int64), 1, nan)[0]
 
-    def births(self, rows, proposal):
+    def births(self, rows, proposal) -> list[tuple[np.ndarray, np.ndarray]]:
         """New targets, the proposed person with the most views first: its unmatched detections of
         distinct views whose triangulation reprojects onto at least two of them, joined by any other
         unmatched detection that fits it (association may have split one person in two)."""
         born = []
-        view = self.observations.view
-        nan = np.full((1, self.origins.shape[1], 3), np.nan)
+        keep = proposal >= 0
+        rows, proposal = rows[keep], proposal[keep]
+        if rows.size < 2:
+            return born
+        view = self.view[rows]
+        persons = np.unique(proposal)
+        views = np.array([np.unique(view[proposal == p]).size for p in persons])
         free = np.ones(rows.size, dtype=bool)
-        persons, first = np.unique(proposal, return_index=True)
-        views = np.array([np.unique(view[rows[proposal == p]]).size for p in persons])
-        for person in persons[np.argsort(-views, kind="stable")]:
+        for person in persons[views >= 2][np.argsort(-views[views >= 2], kind="stable")]:
             members = np.flatnonzero(free & (proposal == person))
-            if person < 0 or np.unique(view[rows[members]]).size < max(2, members.size):
+            if np.unique(view[members]).size < max(2, members.size):
+                continue  # taken by a target born before, or two detections in one view
+            points = self._single_target(rows[members])
+            members = members[self.fit_each(rows[members], points[None]) <= self.config.max_error]
+            if members.size < 2:
                 continue
-            group = np.zeros(members.size, dtype=np.int64)
-            points = self.triangulated(rows[members], group, 1, nan)
-            kept = self.fit_each(rows[members], points[group]) <= self.config.max_error
-            if kept.sum() < 2:
-                continue
-            members = members[kept]
-            points = self.triangulated(rows[members], group[kept], 1, nan)
-            others = np.flatnonzero(free & ~np.isin(view[rows], view[rows[members]]))
-            others = np.setdiff1d(others, members)
+            others = np.flatnonzero(free & ~np.isin(view, view[members]))
             if others.size:
-                cost = self.fit(rows[others], points)
-                joining = _match_per_view(view[rows[others]], cost, self.config.max_error) >= 0
-                if joining.any():
-                    members = np.concatenate([members, others[joining]])
-                    points = self.triangulated(rows[members], np.zeros(members.size, np.int64), 1, nan)
-            free[members] = False
-            born.append((rows[members], points[0]))
+                joining = _match_per_view(
+                    view[others], self.fit(rows[others], points[None]), self.config.max_error
+                )
+                members = np.concatenate([members, others[joining >= 0]])
+            points = self._single_target(rows[members])
+            finite = np.isfinite(points).all(axis=-1)
+            free[members] = False  # a keypoint no two views see starts at the body's centre
+            born.append((rows[members], np.where(finite[:, None], points, points[finite].mean(axis=0))))
         return born
 
 
