@@ -188,7 +188,7 @@ class _WorldTracker:
 
     def labels(self) -> Int[np.ndarray, " N"]:
         """Each observation's target, duplicates under the target they were merged into."""
-        return np.where(self.label >= 0, self.merged_into[np.maximum(self.label, 0)], -1)
+        return np.append(self.merged_into, -1)[self.label]  # label -1 reads the last entry
 
 
 def _match_per_view(view: Int[np.ndarray, " n"], cost: Float[np.ndarray, "n m"], gate: float) -> np.ndarray:

@@ -181,3 +181,11 @@ def test_two_targets_following_one_person_from_different_views_become_one_past_i
         tracker.merge_duplicates(rows)
     labels = tracker.labels()
     assert (labels >= 0).all() and np.unique(labels).size == 1
+
+
+def test_detections_no_two_views_agree_on_start_no_target(scene):
+    obs, who = scene.observations, scene.observation_identity
+    one_view = obs.take(obs.view == 0)
+    tracklets = Tracklets.from_labels(who[obs.view == 0], one_view.view, one_view.frame)
+    person = assigned(one_view, tracklets, who[obs.view == 0], scene.cameras)
+    assert same_partition(person, who[obs.view == 0])  # each kept as association grouped them
