@@ -58,12 +58,11 @@ def triangulate_rays(
     o = np.where(usable[..., None], origins, 0.0)
     d = np.where(usable[..., None], directions, 0.0)
 
-    # Sums of the projectors w (I - d d^T) onto the planes orthogonal to the rays, without forming them.
-    wd = w[..., None] * d
-    A = w.sum(axis=-1)[..., None, None] * np.eye(3) - np.einsum("...vi,...vj->...ij", wd, d)
-    b = (w[..., None] * o).sum(axis=-2) - np.einsum(
-        "...vi,...v->...i", wd, np.einsum("...vi,...vi->...v", d, o)
-    )
+    # Projectors onto the plane orthogonal to each ray: (..., V, 3, 3).
+    proj = np.eye(3) - d[..., :, None] * d[..., None, :]
+    wp = w[..., None, None] * proj
+    A = wp.sum(axis=-3)
+    b = (wp @ o[..., None])[..., 0].sum(axis=-2)
 
     eig = np.linalg.eigvalsh(A)
     with np.errstate(divide="ignore", invalid="ignore"):
