@@ -32,7 +32,7 @@ _J = len(BLAZEPOSE_NAMES)
 _SAME_TORSO = 0.25
 """A recalled person whose shoulders and hips lie this close (in body heights) to a detection's is that
 detection's person read differently, whose limbs may disagree (the detection may be mis-assigned, which
-refinement corrects; a second copy would split the person): recall only adds people a view has no
+world tracking corrects; a second copy would split the person): recall only adds people a view has no
 detection of. Two people's torsos, even overlapping in the image, lie further apart."""
 
 
