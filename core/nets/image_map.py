@@ -75,6 +75,24 @@ class PixelMap:
         (sx, sy), (ox, oy) = self.scale, self.offset
         return np.array([[1.0 / sx, 0.0, -ox / sx], [0.0, 1.0 / sy, -oy / sy], [0.0, 0.0, 1.0]])
 
+    def inverse(self) -> PixelMap:
+        """The map from network pixels back to original pixels."""
+        (sx, sy), (ox, oy) = self.scale, self.offset
+        return PixelMap(self.network_size, self.original_size, (1.0 / sx, 1.0 / sy), (-ox / sx, -oy / sy))
+
+    def then(self, other: PixelMap) -> PixelMap:
+        """This map followed by ``other``, whose original image is this one's network image (e.g.
+        Multi-HMR's square → the original frame → the Pi3X grid: ``square.inverse().then(grid)``)."""
+        if other.original_size != self.network_size:
+            raise NetIOError(
+                f"cannot chain a map onto a {self.network_size} image with one from {other.original_size}"
+            )
+        (sx, sy), (ox, oy) = self.scale, self.offset
+        (tx, ty), (px, py) = other.scale, other.offset
+        return PixelMap(
+            self.original_size, other.network_size, (sx * tx, sy * ty), (ox * tx + px, oy * ty + py)
+        )
+
     def to_network(self, pixels: Float[np.ndarray, "*batch 2"]) -> Float[np.ndarray, "*batch 2"]:
         """Original pixel positions in network pixels."""
         return np.asarray(pixels, dtype=float) * np.array(self.scale) + np.array(self.offset)
