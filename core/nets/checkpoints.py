@@ -96,8 +96,8 @@ def _require_file(path: Path, network: str, flag: str) -> Path:
     return path
 
 
-def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
-    """The tensor table of a ``.safetensors`` file and where its data starts (format: u64 size + JSON)."""
+def _safetensors_json(path: Path) -> tuple[dict, int]:
+    """A ``.safetensors`` file's JSON header and its size (format: u64 size + JSON)."""
     with open(path, "rb") as stream:
         prefix = stream.read(8)
         if len(prefix) < 8:
@@ -107,6 +107,20 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
             header = json.loads(stream.read(header_size))
         except (UnicodeDecodeError, json.JSONDecodeError, MemoryError, OverflowError):
             raise CheckpointError(f"{path}: not a safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: not a safetensors file (its header is not a table)")
+    return header, header_size
+
+
+def read_safetensors_metadata(path: Path) -> dict[str, str]:
+    """The free-form ``__metadata__`` strings of a ``.safetensors`` file (empty if it has none)."""
+    metadata = _safetensors_json(path)[0].get("__metadata__") or {}
+    return {str(key): str(value) for key, value in metadata.items()}
+
+
+def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
+    """The tensor table of a ``.safetensors`` file and where its data starts."""
+    header, header_size = _safetensors_json(path)
     header.pop("__metadata__", None)
     data_start = 8 + header_size
     end = max((entry["data_offsets"][1] for entry in header.values()), default=0)

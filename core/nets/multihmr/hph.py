@@ -197,20 +197,38 @@ class HumanPredictionHead(nn.Module):
         image, row and column (none gives empty outputs). Only images with persons are decoded, padded to the
         largest person count.
         """
+        return self.regress(self.decode(context, image, row, col))
+
+    def regress(self, decoded: Float[torch.Tensor, "P C"]) -> dict[str, torch.Tensor]:
+        """The SMPL-X parameters and camera triple of decoded person tokens, as residuals to the means."""
         heads = {
             "pose6d": (self.decpose, self.init_body_pose),
             "betas": (self.decshape, self.init_betas),
             "cam": (self.deccam, self.init_cam),
             "expression": (self.decexpression, self.init_expression),
         }
+        return {name: head(decoded).float() + init.float() for name, (head, init) in heads.items()}
+
+    def decode(
+        self,
+        context: Float[torch.Tensor, "B N K"],
+        image: Int[torch.Tensor, " P"],
+        row: Int[torch.Tensor, " P"],
+        col: Int[torch.Tensor, " P"],
+        queries: Float[torch.Tensor, "P K"] | None = None,
+    ) -> Float[torch.Tensor, "P C"]:
+        """Each person's decoded token. Its query is the context at its cell unless ``queries`` are given
+        (CHROMM's fused tokens), plus the learned row and column embeddings either way."""
         if not len(image):
-            return {name: init.new_zeros(0, init.shape[-1]).float() for name, (_, init) in heads.items()}
+            return context.new_zeros(0, self.decpose.in_features)
         used, image_slot = torch.unique(image, return_inverse=True)
         person_slot = _slots_in_image(image_slot, len(used))
         cell = row * self.cross_queries_x.shape[0] + col
         context = context[used]
         at_cells = context[image_slot, cell]
-        queries = at_cells + self.cross_queries_x[row] + self.cross_queries_y[col]
+        queries = (
+            (at_cells if queries is None else queries) + self.cross_queries_x[row] + self.cross_queries_y[col]
+        )
         marked = at_cells + self.cross_values_x[row] + self.cross_values_y[col]
         context = context.index_put((image_slot, cell), marked)
 
@@ -222,6 +240,4 @@ class HumanPredictionHead(nn.Module):
         person_mask = person_mask.index_put(
             (image_slot, person_slot), torch.tensor(True, device=tokens.device)
         )
-
-        decoded = self.transformer(padded, context, person_mask)[image_slot, person_slot]
-        return {name: head(decoded).float() + init.float() for name, (head, init) in heads.items()}
+        return self.transformer(padded, context, person_mask)[image_slot, person_slot]

@@ -117,6 +117,11 @@ class MultiHMR(nn.Module):
     @classmethod
     def from_key_shapes(cls, shapes: Mapping[str, Sequence[int]]) -> MultiHMR:
         """The model a checkpoint's key → shape table describes; ``smpl_layer.*`` keys are ignored."""
+        return cls(**cls.arguments_from_key_shapes(shapes))
+
+    @staticmethod
+    def arguments_from_key_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, int | str]:
+        """The constructor's arguments that a checkpoint's key → shape table describes."""
         width = shapes["backbone.encoder.cls_token"][-1]
         sizes = [name for name, (dim, _, _) in DINOV2_SIZES.items() if dim == width]
         if not sizes:
@@ -126,7 +131,7 @@ class MultiHMR(nn.Module):
             raise ValueError(f"a {width}-wide DINOv2 has {DINOV2_SIZES[sizes[0]][1]} blocks, not {depth}")
         grid_size, context_dim = shapes["x_attention_head.cross_queries_x"]
         layer = "x_attention_head.transformer.transformer.layers.0"
-        return cls(
+        return dict(
             backbone=sizes[0],
             image_size=grid_size * PATCH_SIZE,
             hph_depth=_count_indices(
@@ -167,6 +172,26 @@ class MultiHMR(nn.Module):
         image, row, col = torch.where(suppress_non_maxima(scores, nms_kernel_size) >= det_thresh)
         return self._decode(x, K, tokens, scores, image, row, col)
 
+    def context(
+        self, tokens: Float[torch.Tensor, "B N D"], K: Float[torch.Tensor, "B 3 3"]
+    ) -> Float[torch.Tensor, "B N C"]:
+        """What the HPH attends to: each patch token with the embedding of its camera ray."""
+        rays = patch_centre_rays(K, self.grid_size, self.grid_size, PATCH_SIZE)
+        return torch.cat([tokens, self.camera(rays)], dim=-1)
+
+    def head_pixels(
+        self,
+        tokens: Float[torch.Tensor, "B N D"],
+        image: Int[torch.Tensor, " P"],
+        row: Int[torch.Tensor, " P"],
+        col: Int[torch.Tensor, " P"],
+    ) -> tuple[Float[torch.Tensor, "P D"], Float[torch.Tensor, "P 2"], Float[torch.Tensor, "P 2"]]:
+        """Each detected cell's token, its sub-patch offset and the head pixel ``(cell + 0.5 + offset) · 14``
+        (x, y) in the square."""
+        cell_tokens = tokens[image, row * self.grid_size + col]
+        offset = self.mlp_offset(cell_tokens).float()
+        return cell_tokens, offset, (torch.stack([col, row], dim=-1) + 0.5 + offset) * PATCH_SIZE
+
     def _decode(
         self,
         x: Float[torch.Tensor, "B 3 S S"],
@@ -178,11 +203,8 @@ class MultiHMR(nn.Module):
         col: Int[torch.Tensor, " P"],
     ) -> dict[str, torch.Tensor]:
         """All persons' outputs at once: offsets per cell, then the HPH over each image's persons jointly."""
-        rays = patch_centre_rays(K, self.grid_size, self.grid_size, PATCH_SIZE)
-        context = torch.cat([tokens, self.camera(rays)], dim=-1)
-        cell_tokens = tokens[image, row * self.grid_size + col]
-        offset = self.mlp_offset(cell_tokens).float()
-        loc = (torch.stack([col, row], dim=-1) + 0.5 + offset) * PATCH_SIZE
+        context = self.context(tokens, K)
+        cell_tokens, offset, loc = self.head_pixels(tokens, image, row, col)
         head = self.x_attention_head(context, image, row, col)
         person_K = K[image].float()
         log_depth = head["cam"][:, :1]

@@ -95,13 +95,18 @@ class Pi3X(nn.Module):
 
         Builds under the caller's default device, so wrap it in ``torch.device("meta")`` to only plan.
         """
+        return cls(**cls.arguments_from_key_shapes(shapes))
+
+    @staticmethod
+    def arguments_from_key_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, int | bool]:
+        """The constructor's arguments that these keys and shapes describe."""
 
         def count(prefix: str) -> int:
             pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
             return len({match[1] for key in shapes if (match := pattern.match(key))})
 
         use_multimodal = "depth_emb" in shapes
-        return cls(
+        return dict(
             encoder_depth=count("encoder.blocks."),
             decoder_depth=count("decoder."),
             point_decoder_depth=count("point_decoder.blocks."),
