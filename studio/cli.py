@@ -211,6 +211,7 @@ SHORT_FLAGS = {
     "networks.pi3x_ckpt": "pi3x-ckpt",
     "networks.humans": "humans",
     "networks.mhmr_ckpt": "mhmr-ckpt",
+    "networks.chromm_ckpt": "chromm-ckpt",
 }
 """Config fields set by a short flag (``--body``) instead of their ``--config.*`` path, which is gone."""
 
@@ -272,7 +273,8 @@ def reconstruct(
         device: Where the networks run and the body model is fitted; the embedded detector and the engine
             run on the CPU.
         config: Settings of every stage (the common choices by short flags: --cameras, --fov, --focal,
-            --height, --body, --smplx-dir, --scene, --pi3x-ckpt, --humans, --mhmr-ckpt, --sync).
+            --height, --body, --smplx-dir, --scene, --pi3x-ckpt, --humans, --mhmr-ckpt, --chromm-ckpt,
+            --sync).
     """
     from core.device import resolve_device
 

@@ -188,6 +188,7 @@ PAGE_NETWORKS = (
     Setting("networks.pi3x_ckpt", shown_when=("networks.scene", "pi3x")),
     Setting("networks.humans"),
     Setting("networks.mhmr_ckpt", shown_when=("networks.humans", "multihmr")),
+    Setting("networks.chromm_ckpt", shown_when=("networks.humans", "chromm")),
     Setting("networks.head_depth", shown_when=("networks.humans", "multihmr")),
 )
 """The settings under the page's "Networks"."""

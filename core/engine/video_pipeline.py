@@ -29,14 +29,17 @@ from core.engine.tracking import track
 from core.errors import InputError
 from core.io.calibration import match_clips, read_calibration
 from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
+from core.nets.chromm.model import Chromm
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.model import MultiHMR
 from core.nets.pi3x.model import Pi3X
 from core.perception import (
     BlazePose,
+    ChrommObserver,
     MultiHMRObserver,
     Observer,
     PerceptionResult,
+    load_chromm_network,
     load_multihmr,
     observe_clips,
 )
@@ -98,8 +101,10 @@ def reconstruct_from_videos(
         if source == "people":
             sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
             cameras = stand_in_rig(sizes, names, config.cameras.hints)
-        scene_net = load_pi3x(networks, device) if networks.scene == "pi3x" else None
-        humans_net = load_multihmr(networks, device) if networks.humans == "multihmr" else None
+        humans_net = _load_humans_network(networks, device)
+        scene_net = None
+        if networks.scene == "pi3x":  # CHROMM's own Pi3X serves the scene too
+            scene_net = humans_net.scene if isinstance(humans_net, Chromm) else load_pi3x(networks, device)
     report("ingest", 1.0)
 
     scene = None
@@ -308,21 +313,31 @@ def _frame_depth(
     return depth
 
 
+def _load_humans_network(networks: NetworksConfig, device: str) -> MultiHMR | Chromm | None:
+    """The human network the run asks for (none for the embedded BlazePose)."""
+    if networks.humans == "multihmr":
+        return load_multihmr(networks, device)
+    if networks.humans == "chromm":
+        return load_chromm_network(networks, device)
+    return None
+
+
 def _detect(
     clips: Sequence[ClipInfo],
     frames: FrameRange,
     cameras: CameraRig,
     config: ReconstructionConfig,
-    humans_net: MultiHMR | None,
+    humans_net: MultiHMR | Chromm | None,
     frame_depth: Callable[[np.ndarray], FrameGeometry] | None,
     report: StageProgress,
     model_dir: Path | None,
     device: str,
 ) -> tuple[Observer, PerceptionResult]:
-    """The observer, and the people in every selected frame of every view, by Multi-HMR when loaded
-    (heads at Pi3X's depth of
-    the same frame with ``frame_depth``), else by BlazePose."""
-    if humans_net is not None:
+    """The observer, and the people in every selected frame of every view, by CHROMM or Multi-HMR when
+    loaded (Multi-HMR's heads at Pi3X's depth of the same frame with ``frame_depth``), else by BlazePose."""
+    if isinstance(humans_net, Chromm):
+        observer = ChrommObserver(humans_net, config.networks, device)
+    elif humans_net is not None:
         observer = MultiHMRObserver(humans_net, config.networks, device, frame_depth)
     else:
         observer = BlazePose(config.perception, model_dir)

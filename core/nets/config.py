@@ -16,12 +16,16 @@ class NetworksConfig:
     scene: Literal["calibration", "pi3x"] = "calibration"
     """calibration: cameras from the calibration file, a floor as the scene; pi3x: point maps from the
     Pi3X network (cameras too when no calibration is given; with one, Pi3X is aligned to it by Sim(3))."""
-    humans: Literal["blazepose", "multihmr"] = "blazepose"
-    """blazepose: the embedded landmark detector; multihmr: Multi-HMR's SMPL-X estimates per person."""
+    humans: Literal["blazepose", "multihmr", "chromm"] = "blazepose"
+    """blazepose: the embedded landmark detector; multihmr: Multi-HMR's SMPL-X estimates per person;
+    chromm: CHROMM's network (Multi-HMR fused with Pi3X per frame, heads at Pi3X's depth plus a learned
+    residual, the network's pelvis for the scale), from your own trained checkpoint."""
     pi3x_ckpt: Path | None = None
     """Pi3X ``model.safetensors`` (5.4 GB, from the yyfz/Pi3X model page)."""
     mhmr_ckpt: Path | None = None
     """Multi-HMR ``multiHMR_*.pt`` (from the naver/multi-hmr release page)."""
+    chromm_ckpt: Path | None = None
+    """A CHROMM ``.safetensors`` checkpoint (trained with ``python -m studio train``; none is published)."""
     head_depth: Literal["network", "pi3x"] = "network"
     """network: Multi-HMR's own depth for each head; pi3x: the Pi3X depth at the head's pixel (CHROMM's
     depth residual with a zero residual). Needs ``scene=pi3x``; Pi3X then also runs on every frame, for

@@ -1,6 +1,7 @@
 """Per-view perception: people in each frame of each clip, as engine observations.
 
-Every human backend is an :class:`Observer` (BlazePose, embedded; Multi-HMR, the user's checkpoint)
+Every human backend is an :class:`Observer` (BlazePose, embedded; Multi-HMR and CHROMM, the user's
+checkpoints)
 driven by the one loop :func:`observe_clips`. The names below are imported on first use: the settings
 (``core.perception.config``) are read by every config, which must not load LiteRT or torch.
 """
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.perception.blazepose import DETECTOR_FILE, LANDMARK_FILE, BlazePose, model_directory
+    from core.perception.chromm_observer import ChrommObserver, load_chromm_network
     from core.perception.config import BlazePoseConfig, DetectorConfig
     from core.perception.multihmr_observer import MultiHMRObserver, load_multihmr
     from core.perception.observer import Observer, PerceptionResult, PersonColumns, observe_clips
@@ -21,6 +23,8 @@ _MODULE_OF = {
     "DETECTOR_FILE": "blazepose",
     "LANDMARK_FILE": "blazepose",
     "model_directory": "blazepose",
+    "ChrommObserver": "chromm_observer",
+    "load_chromm_network": "chromm_observer",
     "BlazePoseConfig": "config",
     "DetectorConfig": "config",
     "MultiHMRObserver": "multihmr_observer",
@@ -36,11 +40,13 @@ __all__ = [
     "LANDMARK_FILE",
     "BlazePose",
     "BlazePoseConfig",
+    "ChrommObserver",
     "DetectorConfig",
     "MultiHMRObserver",
     "Observer",
     "PerceptionResult",
     "PersonColumns",
+    "load_chromm_network",
     "load_multihmr",
     "model_directory",
     "observe_clips",

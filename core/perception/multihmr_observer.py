@@ -83,7 +83,8 @@ def detect_views(
 
 def to_observations(people: PersonColumns, frame: np.ndarray, cameras: CameraRig) -> Observations:
     """Observations of detected people (any frames and views at once), batched over persons. With
-    ``people["head_depth"]``, each head is moved along its ray to that depth."""
+    ``people["head_depth"]``, each head is moved along its ray to that depth; with ``people["pelvis"]``
+    (a network's own pelvis pixel), that is the pelvis the scale stage reads, else the posed body's."""
     view = people["view"]
     count = len(view)
     rotmat = people["rotmat"][:, : 1 + BODY_POSE_JOINTS]  # root and body; hands and jaw follow
@@ -108,7 +109,7 @@ def to_observations(people: PersonColumns, frame: np.ndarray, cameras: CameraRig
         keypoints2d=keypoints,
         keypoint_confidence=np.repeat(people["scores"][:, None], len(JOINT_NAMES), axis=1),
         head2d=people["loc"],
-        pelvis2d=keypoints[:, 0],
+        pelvis2d=people["pelvis"] if "pelvis" in people else keypoints[:, 0],
         position_cam=pelvis,
         global_orient_cam=global_orient,
         body_pose=body_pose,

@@ -1,0 +1,76 @@
+"""The CHROMM human backend in the video pipeline: a tiny network with random weights, saved as a CHROMM
+checkpoint, on the Pose2Sim demo's clips. What is checked is the plumbing (loading, the per-frame pass,
+observations with the network's pelvis, the saved result), not accuracy: the weights are random."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from core.config import ReconstructionConfig
+from core.engine.video_pipeline import reconstruct_from_videos
+from core.errors import InputError
+from core.io.calibration import read_calibration
+from core.io.video import FrameRange, iter_synchronized, probe_clips
+from core.nets.chromm.checkpoint import save_chromm
+from core.nets.chromm.model import Chromm, ChrommSizes
+from core.nets.config import NetworksConfig
+from core.perception.chromm_observer import ChrommObserver, load_chromm_network
+from core.reconstruction import Reconstruction
+from studio.assets import examples_directory
+
+MULTI = examples_directory() / "Demo_MultiPerson"
+needs_clips = pytest.mark.skipif(not (MULTI / "videos").is_dir(), reason="python -m studio assets")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = Chromm(ChrommSizes.tiny())
+    with torch.no_grad():  # every cell a head, so that random weights still give persons
+        model.human.mlp_classif[-1].bias.fill_(8.0)
+    return save_chromm(model, tmp_path_factory.mktemp("chromm") / "chromm.safetensors")
+
+
+def _config(checkpoint, **changes) -> ReconstructionConfig:
+    base = ReconstructionConfig()
+    networks = NetworksConfig(
+        humans="chromm", chromm_ckpt=checkpoint, detection_threshold=0.5, nms_kernel=5, **changes
+    )
+    return replace(base, networks=networks, body=replace(base.body, model="none"))
+
+
+@needs_clips
+def test_the_pipeline_runs_on_the_demo_clips_and_writes_a_valid_result(checkpoint, tmp_path):
+    clips = sorted((MULTI / "videos").glob("*.mp4"))
+    calibration = MULTI / "calibration" / "Calib.qca.txt"
+    result = reconstruct_from_videos(clips, calibration, FrameRange(0, 1), _config(checkpoint))
+    assert len(result.observations) > 0
+    assert np.isfinite(result.observations.pelvis2d).all()
+    result.save(tmp_path / "run")
+    loaded = Reconstruction.load(tmp_path / "run")
+    assert len(loaded.observations) == len(result.observations)
+    assert loaded.config.networks.humans == "chromm"
+
+
+@needs_clips
+def test_the_observer_gives_each_head_the_networks_pelvis_in_the_original_frame(checkpoint):
+    clips = probe_clips(sorted((MULTI / "videos").glob("*.mp4")))
+    cameras = read_calibration(MULTI / "calibration" / "Calib.qca.txt")
+    images = next(iter_synchronized(clips, FrameRange(0, 1)))[1]
+    observer = ChrommObserver(
+        load_chromm_network(_config(checkpoint).networks, "cpu"), _config(checkpoint).networks
+    )
+    people = observer.detect(images, cameras)
+    observations = observer.to_observations(people, np.zeros(len(people["view"]), dtype=np.int64), cameras)
+    assert len(observations) > 0
+    np.testing.assert_array_equal(observations.pelvis2d, people["pelvis"])
+    np.testing.assert_array_equal(observations.head2d, people["loc"])
+    assert people["rotmat"].shape == (len(observations), 53, 3, 3)
+
+
+def test_without_a_checkpoint_the_backend_says_where_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHROMM_CACHE_DIR", str(tmp_path))
+    with pytest.raises(InputError, match="--chromm-ckpt"):
+        load_chromm_network(NetworksConfig(humans="chromm"), "cpu")
