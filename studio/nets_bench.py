@@ -132,6 +132,12 @@ def run_frame_bench(settings, device: str) -> dict:
             settings.repeats,
         )
     dtype = autocast_dtype(device, settings.precision)
+    chromm = {}
+    if settings.model == "chromm":
+        chromm = _chromm_bench(scene_net, humans_net, views, squares, K, detections[:3], settings, device)
+        priors_tflop = scene_tflop + humans_tflop
+        chromm["chromm_added_tflop_percent"] = 100 * (chromm["chromm_tflop"] - priors_tflop) / priors_tflop
+        chromm["chromm_time_vs_priors_percent"] = 100 * (chromm["chromm_s"] / both_seconds - 1)
     return {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
@@ -148,7 +154,36 @@ def run_frame_bench(settings, device: str) -> dict:
         "pi3x_peak_gb": scene_memory,
         "multihmr_peak_gb": humans_memory,
         "frame_peak_gb": both_memory,
+        **chromm,
         "cpu_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+    }
+
+
+def _chromm_bench(scene_net, humans_net, views, squares, K, cells, settings, device: str) -> dict:
+    """CHROMM's network on the same frame, its priors being the two networks just timed (same weights),
+    and what its new modules add to their operations and time."""
+    from core.nets.chromm.checkpoint import chromm_from_priors
+    from core.nets.chromm.grid import square_to_grid
+    from core.nets.image_map import PixelMap
+    from core.nets.runtime import inference
+
+    model = chromm_from_priors(scene_net, humans_net).eval()
+    side, (height, width) = squares.shape[-1], views.shape[-2:]
+    scale = (width / side, height / side)  # any square → grid map will do for timing
+    to_grid = square_to_grid(
+        PixelMap((side, side), (side, side), (1.0, 1.0), (0.0, 0.0)),
+        PixelMap((side, side), (width, height), scale, (0.0, 0.0)),
+    )
+    with torch.no_grad(), inference(device, settings.precision):
+        seconds, memory, tflop = timed(
+            lambda: model(views, squares, K, to_grid, cells=cells), device, settings.repeats
+        )
+    added = sum(p.numel() for module in model.new_modules() for p in module.parameters())
+    return {
+        "chromm_tflop": tflop,
+        "chromm_s": seconds,
+        "chromm_peak_gb": memory,
+        "chromm_new_parameters": added,
     }
 
 

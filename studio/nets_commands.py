@@ -35,8 +35,12 @@ class Check:
 
 @dataclass
 class Bench:
-    """Seconds and peak memory of Pi3X and Multi-HMR per multi-view frame, with random weights."""
+    """Seconds and peak memory of Pi3X and Multi-HMR per multi-view frame, with random weights (and of
+    CHROMM's network joining them, with ``--model chromm``)."""
 
+    model: Literal["priors", "chromm"] = "priors"
+    """priors: Pi3X and Multi-HMR; chromm: those and the whole CHROMM network, and what its new modules
+    add to them."""
     views: int = 4
     """Views of the frame."""
     width: int = 1920
