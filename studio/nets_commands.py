@@ -1,4 +1,5 @@
-"""``python -m studio nets check|bench|bench-load``: the networks' equivalence check and benchmarks."""
+"""``python -m studio nets check|bench|bench-load|build-chromm``: the networks' equivalence check, their
+benchmarks, and CHROMM's starting checkpoint."""
 
 from __future__ import annotations
 
@@ -83,8 +84,37 @@ class BenchLoad:
         print(run_load_bench(self.checkpoint, self.device))
 
 
+@dataclass
+class BuildChromm:
+    """CHROMM's network from the official Pi3X and Multi-HMR checkpoints (their weights kept, its new
+    modules freshly initialised: where training starts), saved as a CHROMM checkpoint."""
+
+    out: Path
+    """The CHROMM .safetensors file to write."""
+    pi3x_ckpt: Path
+    """Pi3X model.safetensors."""
+    mhmr_ckpt: Path
+    """Multi-HMR multiHMR_*.pt."""
+    seed: int = 0
+    """Seed of the new modules' initialisation."""
+
+    def run(self) -> None:
+        import torch
+
+        from core.nets.chromm.checkpoint import chromm_from_priors, save_chromm
+        from core.nets.config import NetworksConfig
+        from core.perception.multihmr_observer import load_multihmr
+        from core.scene.pi3x_scene import load_pi3x
+
+        networks = NetworksConfig(pi3x_ckpt=self.pi3x_ckpt, mhmr_ckpt=self.mhmr_ckpt)
+        torch.manual_seed(self.seed)
+        model = chromm_from_priors(load_pi3x(networks, "cpu"), load_multihmr(networks, "cpu"))
+        print(save_chromm(model, self.out))
+
+
 NetsCommand = (
     Annotated[Check, tyro.conf.subcommand("check")]
     | Annotated[Bench, tyro.conf.subcommand("bench")]
     | Annotated[BenchLoad, tyro.conf.subcommand("bench-load")]
+    | Annotated[BuildChromm, tyro.conf.subcommand("build-chromm")]
 )

@@ -13,12 +13,15 @@ from core.engine.video_pipeline import reconstruct_from_videos
 from core.errors import InputError
 from core.io.calibration import read_calibration
 from core.io.video import FrameRange, iter_synchronized, probe_clips
-from core.nets.chromm.checkpoint import save_chromm
+from core.nets.chromm.checkpoint import load_chromm, save_chromm
 from core.nets.chromm.model import Chromm, ChrommSizes
 from core.nets.config import NetworksConfig
 from core.perception.chromm_observer import ChrommObserver, load_chromm_network
+from core.perception.multihmr_observer import load_multihmr
 from core.reconstruction import Reconstruction
+from core.scene.pi3x_scene import load_pi3x
 from studio.assets import examples_directory
+from studio.nets_commands import BuildChromm
 
 MULTI = examples_directory() / "Demo_MultiPerson"
 needs_clips = pytest.mark.skipif(not (MULTI / "videos").is_dir(), reason="python -m studio assets")
@@ -74,3 +77,17 @@ def test_without_a_checkpoint_the_backend_says_where_to_get_one(tmp_path, monkey
     monkeypatch.setenv("CHROMM_CACHE_DIR", str(tmp_path))
     with pytest.raises(InputError, match="--chromm-ckpt"):
         load_chromm_network(NetworksConfig(humans="chromm"), "cpu")
+
+
+def test_built_from_the_official_checkpoints_it_keeps_their_weights(checkpoints, tmp_path, capsys):
+    pi3x, mhmr = checkpoints
+    BuildChromm(out=tmp_path / "start.safetensors", pi3x_ckpt=pi3x, mhmr_ckpt=mhmr).run()
+    assert capsys.readouterr().out.strip() == str(tmp_path / "start.safetensors")
+    built = load_chromm(tmp_path / "start.safetensors")
+    networks = NetworksConfig(pi3x_ckpt=pi3x, mhmr_ckpt=mhmr)
+    for prior, loaded in (
+        (built.scene, load_pi3x(networks, "cpu")),
+        (built.human, load_multihmr(networks, "cpu")),
+    ):
+        for key, value in loaded.state_dict().items():
+            torch.testing.assert_close(prior.state_dict()[key], value, rtol=0, atol=0)

@@ -6,13 +6,11 @@ plumbing (loading, pre/post-processing, alignment, observations, the saved resul
 Exact geometry is checked on hand-made cases.
 """
 
-import argparse
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 from scipy.spatial.transform import Rotation
 
 from core.cameras.config import CameraConfig
@@ -24,7 +22,6 @@ from core.io.calibration import read_calibration
 from core.io.video import FrameRange
 from core.nets.config import NetworksConfig
 from core.nets.image_map import PixelMap
-from core.nets.multihmr.model import MultiHMR
 from core.nets.pi3x.model import Pi3X
 from core.perception.multihmr_observer import load_multihmr, to_observations
 from core.reconstruction import Reconstruction
@@ -32,38 +29,10 @@ from core.scene.pi3x_scene import FrameGeometry, estimate_scene, load_pi3x, upri
 from core.skeleton import HEAD
 from core.types import Camera, CameraRig
 from studio.assets import examples_directory
-from studio.nets_bench import randomly_initialised
 from tests.devices import CPU_AND_CUDA
 
 MULTI = examples_directory() / "Demo_MultiPerson"
 needs_clips = pytest.mark.skipif(not (MULTI / "videos").is_dir(), reason="python -m studio assets")
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """A miniature Pi3X (.safetensors) and Multi-HMR-S/224 (pickled with its argparse Namespace)."""
-    folder = tmp_path_factory.mktemp("checkpoints")
-    with torch.device("meta"):
-        scene_net = Pi3X(
-            encoder_depth=1,
-            decoder_depth=2,
-            point_decoder_depth=1,
-            conf_decoder_depth=1,
-            camera_decoder_depth=1,
-            metric_decoder_depth=1,
-            dim=128,
-            camera_dim=64,
-            metric_dim=64,
-            use_multimodal=False,
-        )
-        humans_net = MultiHMR(backbone="s", image_size=224, hph_depth=1)
-    scene_state = randomly_initialised(scene_net, "cpu").state_dict()
-    save_file({k: v.contiguous() for k, v in scene_state.items()}, folder / "model.safetensors")
-    humans_state = randomly_initialised(humans_net, "cpu", seed=1).state_dict()
-    humans_state["smpl_layer.neutral_10.v_template"] = torch.zeros(5, 3)  # real files carry these
-    namespace = argparse.Namespace(img_size=[224], backbone="dinov2_vits14")
-    torch.save({"model_state_dict": humans_state, "args": namespace}, folder / "multiHMR_224_S.pt")
-    return folder / "model.safetensors", folder / "multiHMR_224_S.pt"
 
 
 def _networks(checkpoints, **changes) -> ReconstructionConfig:
