@@ -50,7 +50,8 @@ class ChrommObserver:
         self._device = device
 
     def detect(self, images: Sequence[np.ndarray], cameras: CameraRig) -> PersonColumns:
-        """The people of every view of one frame; pixels in each original frame, float64."""
+        """The people of every view of one frame; pixels in each original frame, float64. A head found in
+        the padding of Multi-HMR's square (outside the frame) is no one."""
         sizes = {image.shape[:2] for image in images}
         if len(sizes) > 1:
             raise InputError(
@@ -71,10 +72,13 @@ class ChrommObserver:
                 config.nms_kernel,
             )
         to_numpy = lambda tensor: tensor.detach().cpu().double().numpy()  # noqa: E731
-        return {
+        loc = square_map.to_original(to_numpy(persons.head2d))
+        height, width = frames.shape[1:3]
+        inside = ((loc >= -0.5) & (loc <= [width - 0.5, height - 0.5])).all(axis=1)  # not in the padding
+        people = {
             "view": persons.view.cpu().numpy(),
             "scores": to_numpy(persons.score),
-            "loc": square_map.to_original(to_numpy(persons.head2d)),
+            "loc": loc,
             "pelvis": square_map.to_original(to_numpy(persons.pelvis2d)),
             "transl": to_numpy(persons.head3d),
             "rotmat": to_numpy(persons.rotmat),
@@ -82,6 +86,7 @@ class ChrommObserver:
             "expression": to_numpy(persons.expression),
             "token": to_numpy(persons.token),
         }
+        return {key: value[inside] for key, value in people.items()}
 
     def to_observations(self, columns: PersonColumns, frame: np.ndarray, cameras: CameraRig) -> Observations:
         """Posed, projected bodies, with the network's pelvis (see ``to_observations``)."""

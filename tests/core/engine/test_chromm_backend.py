@@ -71,6 +71,8 @@ def test_the_observer_gives_each_head_the_networks_pelvis_in_the_original_frame(
     np.testing.assert_array_equal(observations.pelvis2d, people["pelvis"])
     np.testing.assert_array_equal(observations.head2d, people["loc"])
     assert people["rotmat"].shape == (len(observations), 53, 3, 3)
+    height, width = images[0].shape[:2]  # every cell scores: those of the square's padding are dropped
+    assert ((people["loc"] >= -0.5) & (people["loc"] <= [width - 0.5, height - 0.5])).all()
 
 
 def test_without_a_checkpoint_the_backend_says_where_to_get_one(tmp_path, monkeypatch):
