@@ -47,6 +47,10 @@ class WorldTrackingConfig:
     """A detection with fewer comparable keypoints cannot be matched."""
     max_missed_seconds: float = 0.5
     """A target that no view sees for longer than this ends."""
+    partial_quantile: float = 1 / 3
+    """A detection no target takes by its median may still go to a target that no other detection of
+    its view explains, when this share of its keypoints fits (a partial read: a limb hidden, or taken
+    from someone else); fusion's robust triangulation then uses the keypoints that agree."""
     velocity_momentum: float = 0.5
     """Weight of the past in the target's smoothed velocity."""
     window: int = 1
@@ -144,6 +148,28 @@ class _WorldTracker:
         targets.velocity[live[seen]] = momentum * targets.velocity[live[seen]] + (1 - momentum) * velocity
         targets.keypoints[live[seen]] = keypoints[seen]
         targets.last_frame[live[seen]] = frame
+        self._take_partial_reads(rows, live[seen])
+
+    def _take_partial_reads(self, rows: Int[np.ndarray, " n"], updated: Int[np.ndarray, " m"]) -> None:
+        """Detections no target took, given to a target that two views or more triangulated at this
+        frame, that no detection of their view explains, and that ``partial_quantile`` of their
+        keypoints fit (a limb hidden, or read from someone else). They take no part in the target's
+        state; fusion's robust triangulation later uses the keypoints of theirs that agree."""
+        view = self.evidence.view[rows]
+        free = np.flatnonzero(self.label[rows] < 0)
+        if free.size == 0 or updated.size == 0:
+            return
+        taken = np.flatnonzero(self.label[rows] >= 0)
+        explained = np.zeros((updated.size, len(self.evidence.cameras)), dtype=bool)
+        column = np.searchsorted(updated, self.label[rows[taken]])
+        ok = (column < updated.size) & (
+            updated[np.minimum(column, updated.size - 1)] == self.label[rows[taken]]
+        )
+        explained[column[ok], view[taken[ok]]] = True
+        cost = self.evidence.fit(rows[free], self.targets.keypoints[updated], self.config.partial_quantile)
+        cost[explained[:, view[free]].T | (explained.sum(axis=1) < 2)[None, :]] = np.inf
+        partial = _match_per_view(view[free], cost, self.config.max_error)
+        self._take(rows[free[partial >= 0]], updated[partial[partial >= 0]])
 
     def merge_duplicates(self, rows: Int[np.ndarray, " n"]) -> None:
         """Two targets following one person, each with views the other lacks (an association that split
@@ -216,14 +242,22 @@ def _match_per_view(view: Int[np.ndarray, " n"], cost: Float[np.ndarray, "n m"],
     return matched
 
 
-def _masked_median(values: Float[np.ndarray, "... K"], usable: np.ndarray) -> Float[np.ndarray, ...]:
-    """Median of each row's usable values (NaN where none), by one sort: nanmedian is far slower on the
-    many short rows here."""
+def _masked_quantile(
+    values: Float[np.ndarray, "... K"], usable: np.ndarray, quantile: float | np.ndarray = 0.5
+) -> Float[np.ndarray, ...]:
+    """Quantile of each row's usable values, interpolated between order statistics as ``np.quantile``
+    does (NaN where none is usable), by one sort: ``nanquantile`` is far slower on the many short rows
+    here. ``quantile`` may differ per row."""
     count = usable.sum(axis=-1)
     ordered = np.sort(np.where(usable, values, np.inf), axis=-1)
-    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
-    high = np.take_along_axis(ordered, np.maximum(count // 2, 0)[..., None], axis=-1)[..., 0]
-    return np.where(count > 0, (low + high) / 2, np.nan)
+    position = np.asarray(quantile) * np.maximum(count - 1, 0)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(count - 1, 0))
+    below = np.take_along_axis(ordered, low[..., None], axis=-1)[..., 0]
+    above = np.take_along_axis(ordered, high[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        value = below + (position - low) * (above - below)
+    return np.where(count > 0, np.where(position == low, below, value), np.nan)
 
 
 @dataclass(frozen=True)
@@ -288,22 +322,26 @@ class _Evidence:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(depth > 1e-9, off * self.focal[rows].reshape(shape) / depth, np.inf)
 
-    def fit(self, rows: Int[np.ndarray, " n"], keypoints: Float[np.ndarray, "m K 3"]) -> np.ndarray:
-        """Median keypoint distance of each observation to each target, in its heights; inf where too
-        few keypoints compare or the target's centre is a height away or more from the detection's."""
+    def fit(
+        self, rows: Int[np.ndarray, " n"], keypoints: Float[np.ndarray, "m K 3"], quantile: float = 0.5
+    ) -> np.ndarray:
+        """Median (or another ``quantile``) keypoint distance of each observation to each target, in its
+        heights; inf where too few keypoints compare or the target's centre is a height away or more
+        from the detection's."""
         centre = keypoints.mean(axis=1)  # (m, 3)
         gap = self._pixels_off(rows, centre[None], self.centre_ray[rows, None])  # (n, m)
         near, column = np.nonzero(gap < self.height[rows, None])
         cost = np.full((rows.size, keypoints.shape[0]), np.inf)
         if near.size:
-            cost[near, column] = self.fit_each(rows[near], keypoints[column])
+            cost[near, column] = self.fit_each(rows[near], keypoints[column], quantile)
         return cost
 
-    def fit_each(self, rows, keypoints: Float[np.ndarray, "n K 3"]) -> Float[np.ndarray, " n"]:
-        """Median keypoint distance of each observation to its own target's keypoints, in its heights."""
+    def fit_each(self, rows, keypoints: Float[np.ndarray, "n K 3"], quantile=0.5) -> Float[np.ndarray, " n"]:
+        """Median (or another ``quantile``, per row) keypoint distance of each observation to its own
+        target's keypoints, in its heights."""
         distance = self._pixels_off(rows, keypoints, self.directions[rows])
         usable = (self.weight[rows] > 0) & np.isfinite(distance)
-        median = _masked_median(distance, usable) / self.height[rows]
+        median = _masked_quantile(distance, usable, quantile) / self.height[rows]
         return np.where(usable.sum(axis=-1) >= self.config.min_keypoints, median, np.inf)
 
     def triangulated(
