@@ -160,12 +160,9 @@ class _WorldTracker:
         if free.size == 0 or updated.size == 0:
             return
         taken = np.flatnonzero(self.label[rows] >= 0)
-        explained = np.zeros((updated.size, len(self.evidence.cameras)), dtype=bool)
-        column = np.searchsorted(updated, self.label[rows[taken]])
-        ok = (column < updated.size) & (
-            updated[np.minimum(column, updated.size - 1)] == self.label[rows[taken]]
-        )
-        explained[column[ok], view[taken[ok]]] = True
+        explained = np.zeros((self.targets.alive.size, len(self.evidence.cameras)), dtype=bool)
+        explained[self.label[rows[taken]], view[taken]] = True
+        explained = explained[updated]
         cost = self.evidence.fit(rows[free], self.targets.keypoints[updated], self.config.partial_quantile)
         cost[explained[:, view[free]].T | (explained.sum(axis=1) < 2)[None, :]] = np.inf
         partial = _match_per_view(view[free], cost, self.config.max_error)
@@ -389,8 +386,8 @@ class _Evidence:
         if rows.size < 2:
             return born
         view = self.view[rows]
-        persons = np.unique(proposal)
-        views = np.array([np.unique(view[proposal == p]).size for p in persons])
+        pairs = np.unique(np.stack([proposal, view], axis=1), axis=0)  # (person, view) seen
+        persons, views = np.unique(pairs[:, 0], return_counts=True)
         free = np.ones(rows.size, dtype=bool)
         for person in persons[views >= 2][np.argsort(-views[views >= 2], kind="stable")]:
             members = np.flatnonzero(free & (proposal == person))

@@ -72,8 +72,7 @@ class PixelMap:
     @property
     def inverse_matrix(self) -> Float[np.ndarray, "3 3"]:
         """The map from network pixels back to original pixels, written out (no numerical inverse)."""
-        (sx, sy), (ox, oy) = self.scale, self.offset
-        return np.array([[1.0 / sx, 0.0, -ox / sx], [0.0, 1.0 / sy, -oy / sy], [0.0, 0.0, 1.0]])
+        return self.inverse().matrix
 
     def inverse(self) -> PixelMap:
         """The map from network pixels back to original pixels."""

@@ -30,18 +30,18 @@ SIZES_KEY = "chromm_sizes"
 def chromm_from_priors(scene: Pi3X, human: MultiHMR, sizes: ChrommSizes | None = None) -> Chromm:
     """CHROMM on loaded Pi3X and Multi-HMR models (their weights kept, the new modules initialised:
     where training starts). Their sizes are read off their own weights; ``sizes`` gives the rest."""
-    shapes = {
-        model: {key: tuple(value.shape) for key, value in model.state_dict().items()}
-        for model in (scene, human)
-    }
     sizes = replace(
         sizes or ChrommSizes(),
-        pi3x=Pi3X.arguments_from_key_shapes(shapes[scene]),
-        multihmr=MultiHMR.arguments_from_key_shapes(shapes[human]),
+        pi3x=Pi3X.arguments_from_key_shapes(_key_shapes(scene)),
+        multihmr=MultiHMR.arguments_from_key_shapes(_key_shapes(human)),
     )
     device = next(scene.parameters()).device
     with torch.device(device):
         return Chromm(sizes, scene=scene, human=human)
+
+
+def _key_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
 def save_chromm(model: Chromm, path: Path) -> Path:

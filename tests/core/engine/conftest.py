@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from core.nets.chromm.model import ChrommSizes
 from core.nets.multihmr.model import MultiHMR
 from core.nets.pi3x.model import Pi3X
 from studio.nets_bench import randomly_initialised
@@ -15,20 +16,10 @@ from studio.nets_bench import randomly_initialised
 def checkpoints(tmp_path_factory):
     """A miniature Pi3X (.safetensors) and Multi-HMR-S/224 (pickled with its argparse Namespace)."""
     folder = tmp_path_factory.mktemp("checkpoints")
+    sizes = ChrommSizes.tiny()  # the miniature sizes CHROMM's own tests use
     with torch.device("meta"):
-        scene_net = Pi3X(
-            encoder_depth=1,
-            decoder_depth=2,
-            point_decoder_depth=1,
-            conf_decoder_depth=1,
-            camera_decoder_depth=1,
-            metric_decoder_depth=1,
-            dim=128,
-            camera_dim=64,
-            metric_dim=64,
-            use_multimodal=False,
-        )
-        humans_net = MultiHMR(backbone="s", image_size=224, hph_depth=1)
+        scene_net = Pi3X(**sizes.pi3x)
+        humans_net = MultiHMR(**sizes.multihmr)
     scene_state = randomly_initialised(scene_net, "cpu").state_dict()
     save_file({k: v.contiguous() for k, v in scene_state.items()}, folder / "model.safetensors")
     humans_state = randomly_initialised(humans_net, "cpu", seed=1).state_dict()
