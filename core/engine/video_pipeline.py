@@ -32,13 +32,13 @@ from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
 from core.nets.chromm.model import Chromm
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.model import MultiHMR
-from core.nets.pi3x.model import Pi3X
 from core.perception import (
     BlazePose,
     ChrommObserver,
     MultiHMRObserver,
     Observer,
     PerceptionResult,
+    SharedScenePasses,
     load_chromm_network,
     load_multihmr,
     observe_clips,
@@ -46,7 +46,14 @@ from core.perception import (
 from core.reconstruction import Reconstruction
 from core.scene.ground import WORLD_UP, TextureFrame, fit_ground, sample_ground
 from core.scene.people_masks import people_masks
-from core.scene.pi3x_scene import FrameGeometry, SceneEstimate, estimate_scene, frame_geometry, load_pi3x
+from core.scene.pi3x_scene import (
+    FrameGeometry,
+    SceneEstimate,
+    SceneModel,
+    estimate_scene,
+    frame_geometry,
+    load_pi3x,
+)
 from core.types import CameraRig, Observations
 
 StageProgress = Callable[[str, float], None]
@@ -101,10 +108,7 @@ def reconstruct_from_videos(
         if source == "people":
             sizes, names = [(c.width, c.height) for c in clips], [c.name for c in clips]
             cameras = stand_in_rig(sizes, names, config.cameras.hints)
-        humans_net = _load_humans_network(networks, device)
-        scene_net = None
-        if networks.scene == "pi3x":  # CHROMM's own Pi3X serves the scene too
-            scene_net = humans_net.scene if isinstance(humans_net, Chromm) else load_pi3x(networks, device)
+        humans_net, passes, scene_net = _load_networks(networks, device)
     report("ingest", 1.0)
 
     scene = None
@@ -121,7 +125,7 @@ def reconstruct_from_videos(
 
     with timed(seconds, "detection"):
         observer, perception = _detect(
-            clips, frames, cameras, config, humans_net, frame_depth, report, model_dir, device
+            clips, frames, cameras, config, humans_net, passes, frame_depth, report, model_dir, device
         )
     if in_step.from_people:
         with timed(seconds, "sync"):
@@ -285,7 +289,7 @@ def _spread(indices: np.ndarray, frames: FrameRange, count: int) -> FrameRange:
 
 
 def _estimate_scene(
-    model: Pi3X,
+    model: SceneModel,
     clips: Sequence[ClipInfo],
     frames: FrameRange,
     indices: np.ndarray,
@@ -303,7 +307,7 @@ def _estimate_scene(
 
 
 def _frame_depth(
-    model: Pi3X, names: Sequence[str], world: CameraRig, networks: NetworksConfig, device: str
+    model: SceneModel, names: Sequence[str], world: CameraRig, networks: NetworksConfig, device: str
 ) -> Callable[[np.ndarray], FrameGeometry]:
     """Pi3X again on each frame's views, for that frame's depths only (carried into ``world``)."""
 
@@ -313,13 +317,21 @@ def _frame_depth(
     return depth
 
 
-def _load_humans_network(networks: NetworksConfig, device: str) -> MultiHMR | Chromm | None:
-    """The human network the run asks for (none for the embedded BlazePose)."""
+def _load_networks(
+    networks: NetworksConfig, device: str
+) -> tuple[MultiHMR | Chromm | None, SharedScenePasses | None, SceneModel | None]:
+    """The human network the run asks for (none for the embedded BlazePose), CHROMM's kept passes, and
+    the scene network: CHROMM's own Pi3X, keeping its passes, when CHROMM is loaded."""
+    humans_net = None
     if networks.humans == "multihmr":
-        return load_multihmr(networks, device)
-    if networks.humans == "chromm":
-        return load_chromm_network(networks, device)
-    return None
+        humans_net = load_multihmr(networks, device)
+    elif networks.humans == "chromm":
+        humans_net = load_chromm_network(networks, device)
+    passes = SharedScenePasses(humans_net) if isinstance(humans_net, Chromm) else None
+    scene_net = None
+    if networks.scene == "pi3x":
+        scene_net = passes if passes is not None else load_pi3x(networks, device)
+    return humans_net, passes, scene_net
 
 
 def _detect(
@@ -328,15 +340,17 @@ def _detect(
     cameras: CameraRig,
     config: ReconstructionConfig,
     humans_net: MultiHMR | Chromm | None,
+    passes: SharedScenePasses | None,
     frame_depth: Callable[[np.ndarray], FrameGeometry] | None,
     report: StageProgress,
     model_dir: Path | None,
     device: str,
 ) -> tuple[Observer, PerceptionResult]:
     """The observer, and the people in every selected frame of every view, by CHROMM or Multi-HMR when
-    loaded (Multi-HMR's heads at Pi3X's depth of the same frame with ``frame_depth``), else by BlazePose."""
+    loaded (Multi-HMR's heads at Pi3X's depth of the same frame with ``frame_depth``; CHROMM reusing the
+    scene frames' ``passes``), else by BlazePose."""
     if isinstance(humans_net, Chromm):
-        observer = ChrommObserver(humans_net, config.networks, device)
+        observer = ChrommObserver(humans_net, config.networks, device, passes)
     elif humans_net is not None:
         observer = MultiHMRObserver(humans_net, config.networks, device, frame_depth)
     else:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.perception.blazepose import DETECTOR_FILE, LANDMARK_FILE, BlazePose, model_directory
-    from core.perception.chromm_observer import ChrommObserver, load_chromm_network
+    from core.perception.chromm_observer import ChrommObserver, SharedScenePasses, load_chromm_network
     from core.perception.config import BlazePoseConfig, DetectorConfig
     from core.perception.multihmr_observer import MultiHMRObserver, load_multihmr
     from core.perception.observer import Observer, PerceptionResult, PersonColumns, observe_clips
@@ -24,6 +24,7 @@ _MODULE_OF = {
     "LANDMARK_FILE": "blazepose",
     "model_directory": "blazepose",
     "ChrommObserver": "chromm_observer",
+    "SharedScenePasses": "chromm_observer",
     "load_chromm_network": "chromm_observer",
     "BlazePoseConfig": "config",
     "DetectorConfig": "config",
@@ -46,6 +47,7 @@ __all__ = [
     "Observer",
     "PerceptionResult",
     "PersonColumns",
+    "SharedScenePasses",
     "load_chromm_network",
     "load_multihmr",
     "model_directory",

@@ -2,7 +2,9 @@
 Observation.
 
 One Pi3X pass per frame (inside the network) serves the fusion, and its features are dropped with the
-frame. Each person comes with SMPL-X-layout rotations, the head placed at Pi3X's depth plus the learned
+frame. When Pi3X also gives the run its cameras and scene points, the network's own Pi3X does that
+(``SharedScenePasses``), and the scene frames' passes are kept until detection reaches them: no frame
+takes two. Each person comes with SMPL-X-layout rotations, the head placed at Pi3X's depth plus the learned
 residual, and the network's own pelvis pixel, which the head–pelvis scale stage reads; the fused token
 is the tracking embedding (the paper matches frames by head tokens). The body is posed and projected as
 for Multi-HMR (``core.perception.multihmr_observer.to_observations``).
@@ -10,6 +12,7 @@ for Multi-HMR (``core.perception.multihmr_observer.to_observations``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +20,7 @@ import torch
 
 from core.errors import InputError
 from core.nets.chromm.grid import square_to_grid
-from core.nets.chromm.model import Chromm
+from core.nets.chromm.model import Chromm, ScenePass
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.preprocess import multihmr_input, square_intrinsics
 from core.nets.pi3x.preprocess import pi3x_input
@@ -41,13 +44,45 @@ def load_chromm_network(config: NetworksConfig, device: str) -> Chromm:
     return load_chromm(path, device)
 
 
-class ChrommObserver:
-    """CHROMM as an :class:`~core.perception.observer.Observer`: all views of a frame in one pass."""
+class SharedScenePasses:
+    """CHROMM's Pi3X in the place of the scene backend's (called as a ``Pi3X`` is): each pass is kept,
+    keyed by its input images, until ``take`` asks for the same images."""
 
-    def __init__(self, model: Chromm, config: NetworksConfig, device: str = "cpu"):
+    def __init__(self, model: Chromm):
+        self._model = model
+        self._kept: dict[bytes, ScenePass] = {}
+
+    def __call__(self, scene_images: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen = self._model.see(scene_images)
+        self._kept[_fingerprint(scene_images)] = seen
+        return seen.outputs
+
+    def take(self, scene_images: torch.Tensor) -> ScenePass:
+        """The kept pass on these images, dropped from the keep; else a new one."""
+        kept = self._kept.pop(_fingerprint(scene_images), None)
+        return kept if kept is not None else self._model.see(scene_images)
+
+
+def _fingerprint(images: torch.Tensor) -> bytes:
+    """Equal for equal images (the same frames decoded and resized again), different otherwise."""
+    return hashlib.blake2b(images.detach().cpu().numpy().tobytes(), digest_size=16).digest()
+
+
+class ChrommObserver:
+    """CHROMM as an :class:`~core.perception.observer.Observer`: all views of a frame in one pass, or in
+    the pass ``passes`` kept of that frame."""
+
+    def __init__(
+        self,
+        model: Chromm,
+        config: NetworksConfig,
+        device: str = "cpu",
+        passes: SharedScenePasses | None = None,
+    ):
         self._model = model
         self._config = config
         self._device = device
+        self._passes = passes if passes is not None else SharedScenePasses(model)
 
     def detect(self, images: Sequence[np.ndarray], cameras: CameraRig) -> PersonColumns:
         """The people of every view of one frame; pixels in each original frame, float64. A head found in
@@ -63,8 +98,8 @@ class ChrommObserver:
         K = square_intrinsics(square_map, cameras.K)
         device, config = self._device, self._config
         with inference(device, config.precision):
-            _, persons = self._model(
-                scene_images.to(device),
+            persons = self._model.find_persons(
+                self._passes.take(scene_images.to(device)),
                 squares.to(device),
                 torch.as_tensor(K, dtype=torch.float32, device=device),
                 square_to_grid(square_map, grid),

@@ -8,7 +8,7 @@ cameras, turned so that the cameras' mean "up" is the world's +z (the studio's c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,9 @@ from core.nets.pi3x.preprocess import (
 )
 from core.nets.runtime import inference
 from core.types import CameraRig
+
+SceneModel = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+"""Pi3X, or what is called as it is (CHROMM's Pi3X keeping its passes: ``SharedScenePasses``)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def upright(rig: CameraRig) -> Similarity:
 
 
 def frame_geometry(
-    model: Pi3X,
+    model: SceneModel,
     frames: UInt8[np.ndarray, "V H W 3"],
     names: Sequence[str],
     world: CameraRig | None,
@@ -101,7 +104,7 @@ def frame_geometry(
 
 
 def estimate_scene(
-    model: Pi3X,
+    model: SceneModel,
     scene_frames: Sequence[UInt8[np.ndarray, "V H W 3"]],
     names: Sequence[str],
     calibration: CameraRig | None,

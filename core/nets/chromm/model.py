@@ -100,6 +100,16 @@ class ChrommPersons:
         return int(self.view.shape[0])
 
 
+@dataclass(frozen=True)
+class ScenePass:
+    """One Pi3X pass on the views of an instant: its outputs and the decoder features persons read."""
+
+    outputs: dict[str, torch.Tensor]
+    features: Float[torch.Tensor, "N T F"]
+    rows: int
+    cols: int
+
+
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
 
@@ -161,14 +171,27 @@ class Chromm(nn.Module):
         are the cells whose suppressed score reaches ``threshold``, or the given ``cells`` (view, row,
         column: the ground-truth heads, as training queries them).
         """
-        _, views, _, height, width = scene_images.shape
-        rows, cols = height // PATCH_SIZE, width // PATCH_SIZE
-        normalised = ((scene_images - self.scene.image_mean) / self.scene.image_std).flatten(0, 1)
-        features, positions = self.scene.decode(
-            self.scene.encode(normalised, rows, cols, None), 1, rows, cols, None
-        )
-        scene = self.scene.predict(features, positions, 1, rows, cols, None)
+        seen = self.see(scene_images)
+        return seen.outputs, self.find_persons(seen, squares, K, square_to_grid, threshold, nms_kernel, cells)
 
+    def see(self, scene_images: Float[torch.Tensor, "1 N 3 h w"]) -> ScenePass:
+        """The scene branch alone: one Pi3X pass, kept whole for ``find_persons``."""
+        outputs, features = self.scene.reconstruct(scene_images)
+        rows, cols = (size // PATCH_SIZE for size in scene_images.shape[-2:])
+        return ScenePass(outputs, features, rows, cols)
+
+    def find_persons(
+        self,
+        seen: ScenePass,
+        squares: Float[torch.Tensor, "N 3 S S"],
+        K: Float[torch.Tensor, "N 3 3"],
+        square_to_grid: PixelMap,
+        threshold: float = 0.3,
+        nms_kernel: int = 3,
+        cells: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> ChrommPersons:
+        """The human branch and the fusion on a scene pass of the same views (see ``forward``)."""
+        features, scene, rows, cols = seen.features, seen.outputs, seen.rows, seen.cols
         human = self.human
         tokens = human.backbone(squares)
         scores = human.score_map(tokens)
@@ -195,7 +218,7 @@ class Chromm(nn.Module):
         pelvis_row, pelvis_col = pelvis_cells(coarse, size)
         fine = self.fine_pelvis(tokens[view, pelvis_row * human.grid_size + pelvis_col]).float()
         pelvis2d, refined = refined_pelvis(coarse, fine[:, :2], size)
-        persons = ChrommPersons(
+        return ChrommPersons(
             view=view,
             score=scores[view, row, col],
             head2d=head2d,
@@ -210,4 +233,3 @@ class Chromm(nn.Module):
             expression=body["expression"],
             token=query.float(),
         )
-        return scene, persons

@@ -132,6 +132,13 @@ class Pi3X(nn.Module):
         each camera's frame; ``conf`` logits (B, N, H, W, 1); camera-to-world ``camera_poses``
         (B, N, 4, 4, OpenCV axes, metric translation); the ``metric`` scale (B,); unit ``rays``.
         """
+        return self.reconstruct(images, trace)[0]
+
+    def reconstruct(
+        self, images: Float[torch.Tensor, "B N 3 H W"], trace: dict[str, Any] | None = None
+    ) -> tuple[dict[str, torch.Tensor], Float[torch.Tensor, "BN T F"]]:
+        """``forward``'s outputs and the decoder features they came from (see ``decode``), which CHROMM
+        reads at each person's head."""
         batch, frames, _, height, width = images.shape
         if height % PATCH_SIZE or width % PATCH_SIZE:
             raise ValueError(f"image size {height}x{width} is not a multiple of the {PATCH_SIZE}-pixel patch")
@@ -139,7 +146,7 @@ class Pi3X(nn.Module):
         normalised = ((images - self.image_mean) / self.image_std).flatten(0, 1)
         patches = self.encode(normalised, rows, cols, trace)
         features, positions = self.decode(patches, batch, rows, cols, trace)
-        return self.predict(features, positions, batch, rows, cols, trace)
+        return self.predict(features, positions, batch, rows, cols, trace), features
 
     def encode(
         self, images: Float[torch.Tensor, "BN 3 H W"], rows: int, cols: int, trace: dict[str, Any] | None

@@ -16,7 +16,9 @@ from core.io.video import FrameRange, iter_synchronized, probe_clips
 from core.nets.chromm.checkpoint import load_chromm, save_chromm
 from core.nets.chromm.model import Chromm, ChrommSizes
 from core.nets.config import NetworksConfig
-from core.perception.chromm_observer import ChrommObserver, load_chromm_network
+from core.nets.image_map import PixelMap
+from core.nets.pi3x.model import Pi3X
+from core.perception.chromm_observer import ChrommObserver, SharedScenePasses, load_chromm_network
 from core.perception.multihmr_observer import load_multihmr
 from core.reconstruction import Reconstruction
 from core.scene.pi3x_scene import load_pi3x
@@ -55,6 +57,43 @@ def test_the_pipeline_runs_on_the_demo_clips_and_writes_a_valid_result(checkpoin
     loaded = Reconstruction.load(tmp_path / "run")
     assert len(loaded.observations) == len(result.observations)
     assert loaded.config.networks.humans == "chromm"
+
+
+@needs_clips
+def test_with_pi3x_for_the_scene_each_frame_takes_one_pi3x_pass(checkpoint, monkeypatch):
+    passes = []
+    reconstruct = Pi3X.reconstruct
+    monkeypatch.setattr(Pi3X, "reconstruct", lambda *a, **k: passes.append(1) or reconstruct(*a, **k))
+    clips = sorted((MULTI / "videos").glob("*.mp4"))
+    calibration = MULTI / "calibration" / "Calib.qca.txt"
+    config = _config(checkpoint, scene="pi3x", scene_frames=2)
+    result = reconstruct_from_videos(clips, calibration, FrameRange(0, 3), config)
+    assert len(passes) == 3  # the two scene frames' passes were the fusion's too
+    assert len(result.points) > 0
+    assert len(result.observations) > 0
+
+
+def test_a_kept_scene_pass_gives_the_persons_a_fresh_pass_gives(monkeypatch):
+    torch.manual_seed(0)
+    model = Chromm(ChrommSizes.tiny()).eval()
+    images, squares = torch.rand(1, 2, 3, 56, 84), torch.rand(2, 3, 224, 224)
+    K = torch.tensor([[200.0, 0, 112], [0, 200, 112], [0, 0, 1]]).expand(2, 3, 3)
+    cells = (torch.tensor([0, 1]), torch.tensor([3, 7]), torch.tensor([5, 9]))
+    to_grid = PixelMap((224, 224), (84, 56), (84 / 224, 56 / 224), (0.0, 0.0))
+    passes = SharedScenePasses(model)
+    with torch.no_grad():
+        outputs = passes(images)
+        kept = model.find_persons(passes.take(images), squares, K, to_grid, cells=cells)
+        fresh_outputs, fresh = model(images, squares, K, to_grid, cells=cells)
+        seen = []
+        monkeypatch.setattr(model, "see", lambda images: seen.append(1) or Chromm.see(model, images))
+        passes.take(images)  # taken once, then dropped: a new pass
+        other = model.find_persons(passes.take(images * 0.5), squares, K, to_grid, cells=cells)
+    assert len(seen) == 2
+    torch.testing.assert_close(outputs["local_points"], fresh_outputs["local_points"], rtol=0, atol=0)
+    for name in ("head3d", "coarse_depth", "rotmat", "token"):
+        torch.testing.assert_close(getattr(kept, name), getattr(fresh, name), rtol=0, atol=0)
+    assert not torch.equal(other.coarse_depth, fresh.coarse_depth)  # other images: their own pass
 
 
 @needs_clips
