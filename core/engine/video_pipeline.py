@@ -32,6 +32,7 @@ from core.io.video import ClipInfo, FrameRange, iter_synchronized, probe_clips
 from core.nets.chromm.model import Chromm
 from core.nets.config import NetworksConfig
 from core.nets.multihmr.model import MultiHMR
+from core.nets.pi3x.preprocess import PIXEL_LIMIT
 from core.perception import (
     BlazePose,
     ChrommObserver,
@@ -303,7 +304,8 @@ def _estimate_scene(
         images.append(np.stack(views))
         if len(images) == networks.scene_frames:
             break
-    return estimate_scene(model, images, [c.name for c in clips], calibration, networks, device)
+    pixels = model.pixel_limit if isinstance(model, SharedScenePasses) else PIXEL_LIMIT
+    return estimate_scene(model, images, [c.name for c in clips], calibration, networks, device, pixels)
 
 
 def _frame_depth(

@@ -194,17 +194,36 @@ def _make_motion(config: SyntheticConfig, rng: np.random.Generator):
         [np.zeros((P, 1)), np.cumsum(np.linalg.norm(np.diff(ground, axis=1), axis=-1), axis=1)], 1
     )
     gait = 2 * np.pi * distance / stride + rng.uniform(0, 2 * np.pi, (P, 1))
-    body_pose = _gait_pose(gait, rng.uniform(0.85, 1.15, (P, 1)), rng.normal(0, 0.03, (P, 1, 21, 3)))
+    body_pose = gait_pose(gait, rng.uniform(0.85, 1.15, (P, 1)), rng.normal(0, 0.03, (P, 1, 21, 3)))
 
     pelvis_height = -rest_joints(shape)[:, [7, 8, 10, 11], 1].min(axis=1)
     transl = np.concatenate([ground, np.broadcast_to(pelvis_height[:, None, None], (P, T, 1))], axis=-1)
+    return upright_orient(heading), transl, body_pose, shape
+
+
+def upright_orient(heading: Float[np.ndarray, "*B"]) -> Float[np.ndarray, "*B 3"]:
+    """Axis-angle global orientation of an upright body (canonical y up → world z up) facing ``heading``
+    (radians about the world z axis from +x).
+
+    >>> np.round(upright_orient(np.array(0.0)), 4).tolist()
+    [1.2092, 1.2092, 1.2092]
+    """
+    heading = np.asarray(heading, dtype=float)
     world = Rotation.from_euler("z", heading.reshape(-1, 1)) * Rotation.from_matrix(_CANONICAL_TO_WORLD)
-    global_orient = world.as_rotvec().reshape(P, T, 3)
-    return global_orient, transl, body_pose, shape
+    return world.as_rotvec().reshape(*heading.shape, 3)
 
 
-def _gait_pose(gait: Float[np.ndarray, "P T"], amplitude: Float[np.ndarray, "P 1"], offset: np.ndarray):
-    """A walking cycle in SMPL-X body-pose layout (index = joint - 1), plus a per-person style offset."""
+def gait_pose(
+    gait: Float[np.ndarray, "P T"], amplitude: Float[np.ndarray, "P 1"], offset: np.ndarray
+) -> Float[np.ndarray, "P T 21 3"]:
+    """A walking cycle in SMPL-X body-pose layout (index = joint - 1), plus a per-person style offset.
+
+    Args:
+        gait: phase of the stride, radians (2π per stride, one step of each leg; 0 and π: legs
+            together).
+        amplitude: stride size relative to an average walk (1: hips ±0.45 rad, knees up to 0.6 rad).
+        offset: added to every axis-angle (broadcast, e.g. ``(P, 1, 21, 3)``): a personal style.
+    """
     P, T = gait.shape
     pose = np.zeros((P, T, 21, 3))
     swing = amplitude * np.sin(gait)

@@ -52,6 +52,11 @@ class SharedScenePasses:
         self._model = model
         self._kept: dict[bytes, ScenePass] = {}
 
+    @property
+    def pixel_limit(self) -> int:
+        """The pixel budget of this Pi3X's input (the scene frames must be resized as detection does)."""
+        return self._model.sizes.scene_pixels
+
     def __call__(self, scene_images: torch.Tensor) -> dict[str, torch.Tensor]:
         seen = self._model.see(scene_images)
         self._kept[_fingerprint(scene_images)] = seen
@@ -93,7 +98,7 @@ class ChrommObserver:
                 f"CHROMM sees all views of a frame at once, so they need one size; got {sorted(sizes)}"
             )
         frames = np.stack(images)
-        scene_images, grid = pi3x_input(frames)
+        scene_images, grid = pi3x_input(frames, self._model.sizes.scene_pixels)
         squares, square_map = multihmr_input(frames, self._model.human.image_size)
         K = square_intrinsics(square_map, cameras.K)
         device, config = self._device, self._config

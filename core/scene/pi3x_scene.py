@@ -22,6 +22,7 @@ from core.nets.image_map import PixelMap
 from core.nets.pi3x.align import Similarity, align_rigs
 from core.nets.pi3x.model import Pi3X
 from core.nets.pi3x.preprocess import (
+    PIXEL_LIMIT,
     coloured_points,
     depth_maps,
     intrinsics_from_rays,
@@ -81,11 +82,13 @@ def frame_geometry(
     config: NetworksConfig,
     device: str = "cpu",
     max_points: int | None = None,
+    pixel_limit: int = PIXEL_LIMIT,
 ) -> tuple[FrameGeometry, CameraRig]:
     """Pi3X on all views of one frame, carried into ``world`` by the similarity matching its cameras to
     the world's (each call answers in its own frame and scale). Without a world yet, the call's cameras,
-    turned upright, become it. Returns the geometry and the world's cameras."""
-    images, pixel_map = pi3x_input(frames)
+    turned upright, become it. ``pixel_limit``: the model's input budget. Returns the geometry and the
+    world's cameras."""
+    images, pixel_map = pi3x_input(frames, pixel_limit)
     with inference(device, config.precision):
         out = model(images.to(device))
     out = {key: value[0].float().cpu().numpy() for key, value in out.items()}
@@ -110,6 +113,7 @@ def estimate_scene(
     calibration: CameraRig | None,
     config: NetworksConfig,
     device: str = "cpu",
+    pixel_limit: int = PIXEL_LIMIT,
 ) -> SceneEstimate:
     """Pi3X on all views of each scene frame: cameras from the calibration or else the first frame,
     points and depth from all, the points shared out under ``config.max_points``."""
@@ -119,7 +123,7 @@ def estimate_scene(
     share = -(-config.max_points // len(scene_frames))
     cameras, geometries = calibration, []
     for frames in scene_frames:
-        geometry, cameras = frame_geometry(model, frames, names, cameras, config, device, share)
+        geometry, cameras = frame_geometry(model, frames, names, cameras, config, device, share, pixel_limit)
         geometries.append(geometry)
     points = np.concatenate([g.points for g in geometries])
     colours = np.concatenate([g.colours for g in geometries])

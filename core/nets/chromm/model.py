@@ -29,6 +29,7 @@ from core.nets.image_map import PixelMap
 from core.nets.multihmr.geometry import rotmat_from_6d
 from core.nets.multihmr.model import MultiHMR, suppress_non_maxima
 from core.nets.pi3x.model import PATCH_SIZE, Pi3X
+from core.nets.pi3x.preprocess import PIXEL_LIMIT
 
 _TINY_PI3X = dict(
     encoder_depth=1,
@@ -44,7 +45,9 @@ _TINY_PI3X = dict(
     encoder_registers=0,
     use_multimodal=False,
 )
-_TINY_MULTIHMR = dict(backbone="s", image_size=224, hph_depth=1, hph_heads=2, hph_dim=64, hph_mlp_dim=64)
+_TINY_MULTIHMR = dict(
+    backbone="s", backbone_depth=4, image_size=224, hph_depth=1, hph_heads=2, hph_dim=64, hph_mlp_dim=64
+)
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,16 @@ class ChrommSizes:
     """Hidden width of the coarse and fine pelvis heads."""
     translation: TranslationMode = "depth_residual"
     """How the head's position is regressed (the paper's ablation)."""
+    scene_pixels: int = PIXEL_LIMIT
+    """Pixel budget of Pi3X's input (as released: ``PIXEL_LIMIT``; the tiny one keeps 224² renders)."""
 
     @staticmethod
     def tiny() -> ChrommSizes:
-        """A configuration small enough for tests on a CPU (random weights)."""
-        return ChrommSizes(dict(_TINY_PI3X), dict(_TINY_MULTIHMR), fuse_hidden=64, pelvis_hidden=32)
+        """A configuration small enough for tests and toy training on a CPU: Pi3X and Multi-HMR-S truncated,
+        both at 224 pixels."""
+        return ChrommSizes(
+            dict(_TINY_PI3X), dict(_TINY_MULTIHMR), fuse_hidden=64, pelvis_hidden=32, scene_pixels=224 * 224
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,9 +40,11 @@ Detections = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 class PatchEncoder(nn.Module):
     """The torch.hub DINOv2 (no registers) that Multi-HMR wraps: patch tokens after the final norm."""
 
-    def __init__(self, size: BackboneSize) -> None:
+    def __init__(self, size: BackboneSize, depth: int | None = None) -> None:
+        """DINOv2 of ``size``; ``depth`` keeps only its first blocks (a truncated backbone, for toy runs)."""
         super().__init__()
-        dim, depth, heads = DINOV2_SIZES[size]
+        dim, full_depth, heads = DINOV2_SIZES[size]
+        depth = full_depth if depth is None else depth
         self.encoder = DinoV2(
             dim, depth, heads, with_mask_token=True, pos_embed_resize="scale_offset", patch_size=PATCH_SIZE
         )
@@ -91,13 +93,15 @@ class MultiHMR(nn.Module):
         num_rotations: int = 53,
         num_bands: int = 16,
         max_resolution: int = 64,
+        backbone_depth: int | None = None,
     ) -> None:
+        """``backbone_depth`` truncates DINOv2 to its first blocks (None: all, as released)."""
         super().__init__()
         if image_size % PATCH_SIZE:
             raise ValueError(f"image size {image_size} is not a multiple of the patch size {PATCH_SIZE}")
         self.image_size = image_size
         self.grid_size = image_size // PATCH_SIZE
-        self.backbone = PatchEncoder(backbone)
+        self.backbone = PatchEncoder(backbone, backbone_depth)
         self.camera = FourierRayEmbedding(num_bands, max_resolution)
         dim = DINOV2_SIZES[backbone][0]
         self.mlp_classif = _regression_mlp(dim, 1)

@@ -52,13 +52,14 @@ _NORM_EPSILON = 1e-12
 """Floor of a direction's length when normalising it (torch's ``F.normalize`` default)."""
 
 
-def pi3x_size(width: int, height: int) -> tuple[int, int]:
+def pi3x_size(width: int, height: int, pixel_limit: int = PIXEL_LIMIT) -> tuple[int, int]:
     """The (width, height) Pi3X resizes a ``width`` x ``height`` frame to.
 
-    The published rule: scale to exactly ``PIXEL_LIMIT`` pixels, round each side to the nearest number of
-    patches (Python's ``round``, halves to even), then, while the area is over the limit, drop one patch
-    from the side that is longer than the original aspect asks for (the height on a tie). A side of zero
-    patches becomes one; only extreme aspect ratios (about 1:750) reach that, and there the area can
+    The published rule: scale to exactly ``pixel_limit`` pixels (``PIXEL_LIMIT`` as released), round each
+    side to the nearest number of patches (Python's ``round``, halves to even), then, while the area is
+    over the limit, drop one patch from the side that is longer than the original aspect asks for (the
+    height on a tie). A side of zero patches becomes one; only extreme aspect ratios (about 1:750) reach
+    that, and there the area can
     exceed the limit.
 
     >>> pi3x_size(1920, 1080), pi3x_size(640, 480), pi3x_size(3000, 1000)
@@ -66,10 +67,10 @@ def pi3x_size(width: int, height: int) -> tuple[int, int]:
     """
     if width <= 0 or height <= 0:
         raise NetIOError(f"a frame must have a positive size, got {width} x {height}")
-    scale = math.sqrt(PIXEL_LIMIT / (width * height))
+    scale = math.sqrt(pixel_limit / (width * height))
     target_width, target_height = width * scale, height * scale
     columns, rows = round(target_width / PATCH_SIZE), round(target_height / PATCH_SIZE)
-    while columns * PATCH_SIZE * rows * PATCH_SIZE > PIXEL_LIMIT:
+    while columns * PATCH_SIZE * rows * PATCH_SIZE > pixel_limit:
         if columns / rows > target_width / target_height:
             columns -= 1
         else:
@@ -77,13 +78,13 @@ def pi3x_size(width: int, height: int) -> tuple[int, int]:
     return max(1, columns) * PATCH_SIZE, max(1, rows) * PATCH_SIZE
 
 
-def pi3x_pixel_map(width: int, height: int) -> PixelMap:
+def pi3x_pixel_map(width: int, height: int, pixel_limit: int = PIXEL_LIMIT) -> PixelMap:
     """Original pixels to Pi3X grid pixels, both OpenCV-centred: ``u' = (u + 0.5) w' / w - 0.5``.
 
     PIL's resize aligns the outer pixel edges of the two images, so image corners (at -0.5 in this
     convention) map to each other; each axis has its own scale since both sides are rounded.
     """
-    network_width, network_height = pi3x_size(width, height)
+    network_width, network_height = pi3x_size(width, height, pixel_limit)
     sx, sy = network_width / width, network_height / height
     return PixelMap(
         original_size=(width, height),
@@ -93,10 +94,12 @@ def pi3x_pixel_map(width: int, height: int) -> PixelMap:
     )
 
 
-def pi3x_input(frames: UInt8[np.ndarray, "N H W 3"]) -> tuple[Float[torch.Tensor, "1 N 3 h w"], PixelMap]:
+def pi3x_input(
+    frames: UInt8[np.ndarray, "N H W 3"], pixel_limit: int = PIXEL_LIMIT
+) -> tuple[Float[torch.Tensor, "1 N 3 h w"], PixelMap]:
     """The Pi3X input for a batch of same-size RGB frames (one scene), and the map to its grid."""
     frames = check_frames(frames)
-    pixel_map = pi3x_pixel_map(frames.shape[2], frames.shape[1])
+    pixel_map = pi3x_pixel_map(frames.shape[2], frames.shape[1], pixel_limit)
     resized = resize_frames(frames, pixel_map.network_size, _RESAMPLE)
     images = torch.from_numpy(resized).permute(0, 3, 1, 2).to(torch.float32).div(255)
     return images.unsqueeze(0).contiguous(), pixel_map
