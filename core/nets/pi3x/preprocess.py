@@ -59,8 +59,7 @@ def pi3x_size(width: int, height: int, pixel_limit: int = PIXEL_LIMIT) -> tuple[
     side to the nearest number of patches (Python's ``round``, halves to even), then, while the area is
     over the limit, drop one patch from the side that is longer than the original aspect asks for (the
     height on a tie). A side of zero patches becomes one; only extreme aspect ratios (about 1:750) reach
-    that, and there the area can
-    exceed the limit.
+    that, and there the area can exceed the limit.
 
     >>> pi3x_size(1920, 1080), pi3x_size(640, 480), pi3x_size(3000, 1000)
     ((672, 378), (574, 434), (868, 280))
