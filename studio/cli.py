@@ -43,6 +43,7 @@ from studio.export import (
 from studio.nets_commands import NetsCommand
 from studio.progress import StageBars
 from studio.settings import ALL_FRAMES, Setting, field_docstrings
+from studio.training_commands import train
 from studio.summary import format_summary, summarize
 
 
@@ -413,6 +414,7 @@ def main(args: Sequence[str] | None = None) -> None:
         "export": export,
         "assets": assets,
         "nets": nets,
+        "train": train,
     }
     try:
         tyro.extras.subcommand_cli_from_dict(commands, args=args, registry=short_flag_registry())

@@ -41,7 +41,10 @@ _CHECK = textwrap.dedent(
     """
 )
 
-RULES = ("core:gradio,viser,studio,ui,ray,pyrender", "studio:gradio,viser,ui,ray,pyrender")
+RULES = (
+    "core:gradio,viser,studio,ui,ray,pyrender,tensorboard,matplotlib,OpenEXR",
+    "studio:gradio,viser,ui,ray,pyrender,tensorboard,matplotlib,OpenEXR",
+)
 
 
 def _check(rules, cwd: Path) -> subprocess.CompletedProcess:

@@ -105,7 +105,7 @@ class ChrommObserver:
         with inference(device, config.precision):
             persons = self._model.find_persons(
                 self._passes.take(scene_images.to(device)),
-                squares.to(device),
+                self._model.human.backbone(squares.to(device)),
                 torch.as_tensor(K, dtype=torch.float32, device=device),
                 square_to_grid(square_map, grid),
                 config.detection_threshold,

@@ -44,6 +44,7 @@ _TINY_PI3X = dict(
     num_registers=2,
     encoder_registers=0,
     use_multimodal=False,
+    head_width=64,
 )
 _TINY_MULTIHMR = dict(
     backbone="s", backbone_depth=4, image_size=224, hph_depth=1, hph_heads=2, hph_dim=64, hph_mlp_dim=64
@@ -179,8 +180,8 @@ class Chromm(nn.Module):
         are the cells whose suppressed score reaches ``threshold``, or the given ``cells`` (view, row,
         column: the ground-truth heads, as training queries them).
         """
-        seen = self.see(scene_images)
-        return seen.outputs, self.find_persons(seen, squares, K, square_to_grid, threshold, nms_kernel, cells)
+        seen, tokens = self.see(scene_images), self.human.backbone(squares)
+        return seen.outputs, self.find_persons(seen, tokens, K, square_to_grid, threshold, nms_kernel, cells)
 
     def see(self, scene_images: Float[torch.Tensor, "1 N 3 h w"]) -> ScenePass:
         """The scene branch alone: one Pi3X pass, kept whole for ``find_persons``."""
@@ -191,17 +192,18 @@ class Chromm(nn.Module):
     def find_persons(
         self,
         seen: ScenePass,
-        squares: Float[torch.Tensor, "N 3 S S"],
+        tokens: Float[torch.Tensor, "N G D"],
         K: Float[torch.Tensor, "N 3 3"],
         square_to_grid: PixelMap,
         threshold: float = 0.3,
         nms_kernel: int = 3,
         cells: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> ChrommPersons:
-        """The human branch and the fusion on a scene pass of the same views (see ``forward``)."""
+        """The human branch past its backbone (``tokens``: ``human.backbone`` of the squares) and the
+        fusion, on a scene pass of the same views (see ``forward``). Both inputs come from the frozen
+        encoders, so that training may read them from a cache."""
         features, scene, rows, cols = seen.features, seen.outputs, seen.rows, seen.cols
         human = self.human
-        tokens = human.backbone(squares)
         scores = human.score_map(tokens)
         if cells is None:
             cells = torch.where(suppress_non_maxima(scores, nms_kernel) >= threshold)

@@ -55,7 +55,10 @@ class Pi3X(nn.Module):
         use_multimodal: bool = True,
         depth_encoder_depth: int = 24,
         pose_inject_depth: int = 5,
+        head_width: int = 256,
     ) -> None:
+        """``head_width``: channels of the point and confidence heads' first upsampling stage (halved at
+        each of the next two; the released model's 256)."""
         super().__init__()
         if decoder_depth < 2:
             raise ValueError("the heads read the last two decoder blocks, so the decoder needs at least two")
@@ -74,7 +77,8 @@ class Pi3X(nn.Module):
 
         features = 2 * dim
         self.point_decoder = HeadDecoder(features, dim, dim, point_decoder_depth, self.rope)
-        self.point_head = ConvHead(dim, out_channels=(2, 1))
+        head_dims = dict(stage_dims=(head_width, head_width // 2, head_width // 4), last_dim=head_width // 8)
+        self.point_head = ConvHead(dim, out_channels=(2, 1), **head_dims)
         self.camera_decoder = HeadDecoder(features, dim, camera_dim, camera_decoder_depth, self.rope)
         self.camera_head = CameraHead(camera_dim)
         self.metric_token = nn.Parameter(torch.zeros(1, 1, features))
@@ -83,7 +87,7 @@ class Pi3X(nn.Module):
         )
         self.metric_head = nn.Linear(metric_dim, 1)
         self.conf_decoder = HeadDecoder(features, dim, dim, conf_decoder_depth, self.rope)
-        self.conf_head = ConvHead(dim, out_channels=(1,))
+        self.conf_head = ConvHead(dim, out_channels=(1,), **head_dims)
 
         self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
@@ -121,6 +125,7 @@ class Pi3X(nn.Module):
             use_multimodal=use_multimodal,
             depth_encoder_depth=count("depth_encoder.blocks.") if use_multimodal else 0,
             pose_inject_depth=count("pose_inject_blk.") if use_multimodal else 0,
+            head_width=shapes["point_head.upsample_blocks.0.0.0.weight"][1],
         )
 
     def forward(

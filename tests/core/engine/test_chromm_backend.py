@@ -82,13 +82,14 @@ def test_a_kept_scene_pass_gives_the_persons_a_fresh_pass_gives(monkeypatch):
     to_grid = PixelMap((224, 224), (84, 56), (84 / 224, 56 / 224), (0.0, 0.0))
     passes = SharedScenePasses(model)
     with torch.no_grad():
+        tokens = model.human.backbone(squares)
         outputs = passes(images)
-        kept = model.find_persons(passes.take(images), squares, K, to_grid, cells=cells)
+        kept = model.find_persons(passes.take(images), tokens, K, to_grid, cells=cells)
         fresh_outputs, fresh = model(images, squares, K, to_grid, cells=cells)
         seen = []
         monkeypatch.setattr(model, "see", lambda images: seen.append(1) or Chromm.see(model, images))
         passes.take(images)  # taken once, then dropped: a new pass
-        other = model.find_persons(passes.take(images * 0.5), squares, K, to_grid, cells=cells)
+        other = model.find_persons(passes.take(images * 0.5), tokens, K, to_grid, cells=cells)
     assert len(seen) == 2
     torch.testing.assert_close(outputs["local_points"], fresh_outputs["local_points"], rtol=0, atol=0)
     for name in ("head3d", "coarse_depth", "rotmat", "token"):
