@@ -43,8 +43,8 @@ from studio.export import (
 from studio.nets_commands import NetsCommand
 from studio.progress import StageBars
 from studio.settings import ALL_FRAMES, Setting, field_docstrings
-from studio.training_commands import train
 from studio.summary import format_summary, summarize
+from studio.training_commands import evaluate_network, train
 
 
 def bench(
@@ -415,6 +415,7 @@ def main(args: Sequence[str] | None = None) -> None:
         "assets": assets,
         "nets": nets,
         "train": train,
+        "evaluate-network": evaluate_network,
     }
     try:
         tyro.extras.subcommand_cli_from_dict(commands, args=args, registry=short_flag_registry())

@@ -3,11 +3,15 @@ evaluation (the ``train`` extra's libraries are imported by the commands, not he
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from tyro.conf import arg
+from tyro.conf import Positional, arg
 
+from core.body.config import BodyConfig
 from studio.training.config import TrainConfig
+
+_BODY = BodyConfig()
 
 
 def train(config: Annotated[TrainConfig, arg(name="")]) -> None:
@@ -20,3 +24,49 @@ def train(config: Annotated[TrainConfig, arg(name="")]) -> None:
     from studio.training.trainer import train as run
 
     print(run(config))
+
+
+def evaluate_network(
+    checkpoint: Positional[Path],
+    data: str,
+    json: bool = False,
+    limit: int | None = None,
+    threshold: float = 0.3,
+    device: str = "cpu",
+    feature_cache: Path | None = None,
+    body: BodyConfig = _BODY,
+) -> None:
+    """Score a CHROMM checkpoint on held-out samples: MPJPE and PA-MPJPE with the mean-pose baseline,
+    head translation error (and with the heads at Pi3X's depth), coarse and fine pelvis error, scale
+    error with and without the head–pelvis adjustment, detection precision and recall.
+
+    Args:
+        checkpoint: The network (``train``'s last line, or any CHROMM checkpoint).
+        data: ``synthetic:DIR`` or ``bedlam:DIR``.
+        json: Print the figures as JSON (keys ``mpjpe_mm``, ``baseline_mean_pose_mpjpe_mm``,
+            ``head_error_mm``, ``pelvis_px``, ``scale_error``, …).
+        limit: Score only the first samples.
+        threshold: Head-detection score threshold (detection figures only).
+        device: ``cpu`` or ``cuda``.
+        feature_cache: Read (or write) the frozen encoders' outputs there, as ``train --feature-cache``.
+        body: The body model the figures are measured with (Anny, or SMPL-X from your files).
+    """
+    import json as jsonlib
+
+    from core.body.tracks import load_body_model
+    from core.device import resolve_device
+    from core.nets.chromm.checkpoint import load_chromm
+    from studio.training.datasets import open_dataset
+    from studio.training.encoded import EncodedCache
+    from studio.training.evaluation import evaluate_network as evaluate
+
+    device = resolve_device(device)
+    model = load_chromm(checkpoint, device).eval()
+    cache = EncodedCache(model, feature_cache) if feature_cache else None
+    body_model = load_body_model(body, device)
+    scores = evaluate(model, open_dataset(data), body_model, limit, threshold, cache=cache).to_json()
+    if json:
+        print(jsonlib.dumps(scores, indent=2))
+        return
+    for name, value in scores.items():
+        print(f"{name:>30}: {value}")
