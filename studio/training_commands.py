@@ -4,12 +4,13 @@ evaluation (the ``train`` extra's libraries are imported by the commands, not he
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from tyro.conf import Positional, arg
 
 from core.body.config import BodyConfig
 from studio.training.config import TrainConfig
+from studio.training.make_data import MakeSynthetic
 
 _BODY = BodyConfig()
 
@@ -24,6 +25,13 @@ def train(config: Annotated[TrainConfig, arg(name="")]) -> None:
     from studio.training.trainer import train as run
 
     print(run(config))
+
+
+def make_data(kind: Positional[Literal["synthetic"]], config: Annotated[MakeSynthetic, arg(name="")]) -> None:
+    """Render training data: ``synthetic`` scenes of Anny bodies coloured by part and garment, boxes and
+    walls on a floor, seen by 2–4 cameras on a ring, with RGB, metric depth, instance masks and every
+    ground truth (in parallel over the cores; a rerun renders only the missing scenes)."""
+    config.run()
 
 
 def evaluate_network(
