@@ -44,7 +44,7 @@ from studio.nets_commands import NetsCommand
 from studio.progress import StageBars
 from studio.settings import ALL_FRAMES, Setting, field_docstrings
 from studio.summary import format_summary, summarize
-from studio.training_commands import evaluate_network, make_data, train
+from studio.training_commands import bench_training, evaluate_network, make_data, train
 
 
 def bench(
@@ -416,6 +416,7 @@ def main(args: Sequence[str] | None = None) -> None:
         "nets": nets,
         "train": train,
         "make-data": make_data,
+        "bench-training": bench_training,
         "evaluate-network": evaluate_network,
     }
     try:

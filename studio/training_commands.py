@@ -11,6 +11,7 @@ from tyro.conf import Positional, arg
 from core.body.config import BodyConfig
 from studio.training.config import TrainConfig
 from studio.training.make_data import MakeSynthetic
+from studio.training.toy_proof import BenchTraining
 
 _BODY = BodyConfig()
 
@@ -78,3 +79,10 @@ def evaluate_network(
         return
     for name, value in scores.items():
         print(f"{name:>30}: {value}")
+
+
+def bench_training(config: Annotated[BenchTraining, arg(name="")]) -> None:
+    """The toy proof that the training learns: render scenes, train the tiny network (stages 0, 1, 2,
+    and the paper's two translation alternatives) within a CPU budget, score all of it on held-out scenes
+    and check the targets; the report is also written to OUT/report.json."""
+    config.run()

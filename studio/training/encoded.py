@@ -41,11 +41,13 @@ def encode(model: Chromm, inputs: NetworkInputs, device: str | torch.device) -> 
 
 
 def encoder_digest(model: Chromm) -> str:
-    """A short digest of the encoders' sizes and weights: equal digests, equal features."""
-    digest = hashlib.sha256(json.dumps(model.sizes.to_json(), sort_keys=True).encode())
+    """A short digest of the encoders' input sizes and weights (names, shapes, values): equal digests,
+    equal features, whatever the new modules' sizes."""
+    inputs = {"scene_pixels": model.sizes.scene_pixels, "square": model.human.image_size}
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode())
     for module in model.encoders():
         for name, tensor in sorted(module.state_dict().items()):
-            digest.update(name.encode())
+            digest.update(f"{name}{tuple(tensor.shape)}".encode())
             digest.update(tensor.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 

@@ -6,19 +6,21 @@ figures are those of the persons, not of the detector, whose precision and recal
 (a detection matches a true head within ``MATCH_PATCHES`` patches). Figures:
 
 - ``mpjpe_mm`` / ``pa_mpjpe_mm``: the 22 body joints, pelvis-aligned / Procrustes-aligned, camera frame;
-- ``baseline_mean_pose_mpjpe_mm``: the same for a body in the mean pose of the evaluated persons, with
-  the neutral shape and the *true* global orientation (a baseline that is given what it cannot guess);
+- ``baseline_mean_pose_mpjpe_mm``: the same for the evaluated persons' mean pose (the mean camera-frame
+  global orientation and body pose, the neutral shape); ``baseline_true_orientation_mpjpe_mm``: the
+  mean body pose with each person's true orientation, a baseline given what it cannot guess;
 - ``head_error_mm``: the head's 3D error as regressed (``predicted``) and with the same head pixel placed
   at Pi3X's depth there (``pi3x_depth``: Δd = 0);
 - ``pelvis_px``: the 2D pelvis error in original pixels, ``coarse`` and ``fine``;
-- ``scale_error``: per instant, Pi3X's depth scale against the truth (median ratio over known pixels),
-  ``without`` and ``with`` the head–pelvis factor r of the regressed bodies: |s − 1| and |r·s − 1|.
+- ``scale_error``: per instant, Pi3X's depth scale s against the truth (median ratio over known
+  pixels), ``without`` and ``with`` the head–pelvis factor r of the regressed bodies hung at Pi3X's depth
+  (in its scale, as the engine's are): |s − 1| and |r·s − 1|.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import roma
@@ -26,7 +28,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from core.body.model import BodyModel, BodyParameters
-from core.nets.chromm.model import Chromm
+from core.nets.chromm.model import Chromm, ChrommPersons
 from core.nets.chromm.placement import head_positions
 from core.nets.multihmr.model import suppress_non_maxima
 from studio.training.batch import TrainingExample, training_example
@@ -45,6 +47,7 @@ class NetworkScores:
     mpjpe_mm: float
     pa_mpjpe_mm: float
     baseline_mean_pose_mpjpe_mm: float
+    baseline_true_orientation_mpjpe_mm: float
     head_error_mm: dict[str, float]
     pelvis_px: dict[str, float]
     scale_error: dict[str, float]
@@ -136,13 +139,29 @@ def _score_example(
     tally.pelvis_fine.append(_pixel_error(persons.pelvis2d, targets.pelvis2d, per_square_pixel))
     if targets.depth is not None:
         depth = encoded.seen.outputs["local_points"][0, ..., 2].float()
-        known = torch.isfinite(targets.depth) & (targets.depth > 0) & (depth > 0)
-        if known.any():
-            s = float(torch.median(depth[known] / targets.depth[known]))
-            joints = placed.joints
-            r = float(head_pelvis_factor(joints[:, head], joints[:, pelvis], persons, inputs.K))
-            tally.scale_without.append(abs(s - 1))
-            tally.scale_with.append(abs(r * s - 1))
+        _tally_scale(depth, targets.depth, persons, at_depth, inputs.K, body_model, tally)
+
+
+def _tally_scale(
+    depth: torch.Tensor,
+    true_depth: torch.Tensor,
+    persons: ChrommPersons,
+    at_depth: torch.Tensor,
+    K: torch.Tensor,
+    body_model: BodyModel,
+    tally: _Tally,
+) -> None:
+    """Pi3X's depth scale s (median ratio to the truth) and the head–pelvis factor r of the bodies hung
+    at Pi3X's depth (in its scale, as the engine's fused bodies are): |s − 1| and |r·s − 1|."""
+    known = torch.isfinite(true_depth) & (true_depth > 0) & (depth > 0)
+    if not known.any():
+        return
+    s = float(torch.median(depth[known] / true_depth[known]))
+    joints = predicted_bodies(body_model, replace(persons, head3d=at_depth), K, scale_adjustment=False).joints
+    head, pelvis = (body_model.joint_names.index(name) for name in ("head", "pelvis"))
+    r = float(head_pelvis_factor(joints[:, head], joints[:, pelvis], persons, K))
+    tally.scale_without.append(abs(s - 1))
+    tally.scale_with.append(abs(r * s - 1))
 
 
 def _pixel_error(predicted: torch.Tensor, truth: torch.Tensor, to_original: np.ndarray) -> np.ndarray:
@@ -175,19 +194,18 @@ def _procrustes(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
     return scale[:, None, None] * p @ rotation + mu_t
 
 
-def _baseline(tally: _Tally, body_model: BodyModel, device: torch.device) -> float:
-    """MPJPE of the mean body pose (neutral shape, true global orientation) over the tallied persons."""
+def _baseline(tally: _Tally, body_model: BodyModel, device: torch.device, true_orient: bool) -> float:
+    """MPJPE of the evaluated persons' mean pose with the neutral shape: the mean camera-frame global
+    orientation too, or (``true_orient``) each person's own."""
     orient = torch.as_tensor(np.concatenate(tally.orient), dtype=torch.float32, device=device)
     poses = torch.as_tensor(np.concatenate(tally.body_pose), dtype=torch.float32, device=device)
-    mean = roma.rotmat_to_rotvec(roma.special_procrustes(roma.rotvec_to_rotmat(poses).mean(0)))
+    rotations = roma.rotvec_to_rotmat(torch.cat([orient[:, None], poses], dim=1))  # (Q, 22, 3, 3)
+    mean = roma.rotmat_to_rotvec(roma.special_procrustes(rotations.mean(0)))
     count = len(orient)
+    orient = orient if true_orient else mean[0].expand(count, -1)
+    shape = body_model.neutral_shape(count).to(orient)
     output = body_model(
-        BodyParameters(
-            orient,
-            orient.new_zeros(count, 3),
-            mean.expand(count, -1, -1),
-            body_model.neutral_shape(count).to(orient),
-        ),
+        BodyParameters(orient, orient.new_zeros(count, 3), mean[1:].expand(count, -1, -1), shape),
         vertices=False,
     )
     pelvis = body_model.joint_names.index("pelvis")
@@ -207,12 +225,14 @@ def _scores(tally: _Tally, count: int, body_model: BodyModel, device: torch.devi
         return mean(values, 1000.0)
 
     persons = sum(len(j) for j in tally.joints)
+    nan = float("nan")
     return NetworkScores(
         samples=count,
         persons=persons,
         mpjpe_mm=mean_mm(tally.joints),
         pa_mpjpe_mm=mean_mm(tally.aligned),
-        baseline_mean_pose_mpjpe_mm=_baseline(tally, body_model, device) if persons else float("nan"),
+        baseline_mean_pose_mpjpe_mm=_baseline(tally, body_model, device, False) if persons else nan,
+        baseline_true_orientation_mpjpe_mm=_baseline(tally, body_model, device, True) if persons else nan,
         head_error_mm={"predicted": mean_mm(tally.head), "pi3x_depth": mean_mm(tally.head_at_depth)},
         pelvis_px={"coarse": mean(tally.pelvis_coarse), "fine": mean(tally.pelvis_fine)},
         scale_error={"without": mean(tally.scale_without), "with": mean(tally.scale_with)},

@@ -3,7 +3,9 @@
 The predicted body is the body model (core's interface: Anny, or SMPL-X from the user's files) posed by
 the regressed rotations and shape and hung from the regressed head position, in each view's camera
 frame; the true one is the same model posed by the ground truth. Terms (the paper's, its weights in
-``LossWeights``): 3D vertex and joint L1 (metres), 2D reprojection L1 of the joints (in square widths),
+``LossWeights``): 3D vertex and joint L1 about the pelvis (metres) and of the placed head (apart: at toy
+scale the placement's metres of error would drown the pose's centimetres), 2D reprojection L1 of the
+joints (in square widths),
 body-parameter L1 (rotation matrices of the 22 body joints, shape), head-detection BCE on the score map,
 pelvis BCE with the coarse and fine pelvis L1 (in patches), and, in stage 2, a Chamfer distance between
 the body's visible vertices and Pi3X's points of that person.
@@ -46,9 +48,11 @@ class LossWeights:
     """Weights of the loss terms (the paper's λ = 5 for the 3D terms)."""
 
     vertices: float = 5.0
-    """3D vertex L1, metres."""
+    """3D vertex L1 about the pelvis, metres."""
     joints: float = 5.0
-    """3D joint L1, metres."""
+    """3D joint L1 about the pelvis, metres."""
+    translation: float = 1.0
+    """3D L1 of the placed head, metres: where the body is, apart from its pose."""
     reprojection: float = 1.0
     """2D joint L1, in widths of the square."""
     parameters: float = 1.0
@@ -139,15 +143,20 @@ def chromm_losses(
         truth = true_bodies(model, targets)
         placed = predicted_bodies(model, persons, inputs.K, scale_adjustment)
         K = inputs.K[persons.view]
-        truth_pixels = project(truth.joints, K)
         in_front = (truth.joints[..., 2] > 0.05)[..., None]
-        pixel_error = (project(placed.joints, K) - truth_pixels).abs() * in_front / side
+        pixel_error = (project(placed.joints, K) - project(truth.joints, K)).abs().sum(-1, keepdim=True)
+        in_view = (pixel_error * in_front).sum() / (side * in_front.sum()).clamp_min(1)
+        pelvis, head = (model.joint_names.index(name) for name in ("pelvis", "head"))
+        pose = placed.vertices - placed.joints[:, pelvis : pelvis + 1]
+        true_pose = truth.vertices - truth.joints[:, pelvis : pelvis + 1]
+        joints = placed.joints - placed.joints[:, pelvis : pelvis + 1]
+        true_joints = truth.joints - truth.joints[:, pelvis : pelvis + 1]
+        head_error = (placed.joints[:, head] - truth.joints[:, head]).abs().mean()
         terms |= {
-            "vertices": weights.vertices * (placed.vertices - truth.vertices).abs().mean(),
-            "joints": weights.joints * (placed.joints - truth.joints).abs().mean(),
-            "reprojection": weights.reprojection
-            * (pixel_error * in_front).sum()
-            / in_front.sum().clamp_min(1),
+            "vertices": weights.vertices * (pose - true_pose).abs().mean(),
+            "joints": weights.joints * (joints - true_joints).abs().mean(),
+            "translation": weights.translation * head_error,
+            "reprojection": weights.reprojection * in_view,
             "parameters": weights.parameters * parameter_loss(persons, targets, model),
             "pelvis": weights.pelvis * pelvis_loss(persons, targets.pelvis2d, side),
         }
