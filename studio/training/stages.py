@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from core.body.model import BodyModel
+from core.errors import InputError
 from core.nets.chromm.model import PATCH_SIZE, Chromm
 from core.nets.pi3x.decoders import ContextBlock
 from core.nets.vit import TransformerBlock
@@ -85,6 +86,11 @@ class StageStep(nn.Module):
 
     def forward(self, example: TrainingExample, scale_adjustment: bool) -> dict[str, torch.Tensor]:
         example = example.to(next(self.model.parameters()).device)
+        if example.targets.body_model != self.body_model.name:
+            raise InputError(
+                f"{example.name}: its bodies are {example.targets.body_model}'s, the losses' body model is "
+                f"{self.body_model.name} (choose it with --body.model)"
+            )
         encoded = self._encoded(example)
         if self.stage == 0:
             return self._encoder_losses(encoded, example)

@@ -179,3 +179,27 @@ def test_two_processes_on_gloo_equal_one_process_with_twice_the_batch(scenes, tm
     assert moved  # it trained
     for key in one:
         np.testing.assert_allclose(two[key].numpy(), one[key].numpy(), rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_a_full_disk_while_saving_names_it_and_keeps_the_last_checkpoint(scenes, tmp_path, monkeypatch):
+    config = _config(scenes, tmp_path / "run", max_steps=2, val_data=None, checkpoint_every=1)
+    train(config)
+    state = tmp_path / "run" / "checkpoints" / "state_00000002.pt"
+    saved = state.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(InputError, match=r"could not write the checkpoint in .*No space left.*intact"):
+        train(replace(config, max_steps=3))
+    assert state.read_bytes() == saved
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.partial"))
+
+
+def test_bodies_of_another_body_model_are_refused_by_name(scenes):
+    model = Chromm(ChrommSizes.tiny())
+    example = training_example(SyntheticScenes(scenes)[0], model.sizes)
+    example = replace(example, targets=replace(example.targets, body_model="smplx"))
+    with pytest.raises(InputError, match="smplx's, the losses' body model is anny"):
+        StageStep(model, AnnyBody(), 1, LossWeights())(example, scale_adjustment=False)
