@@ -52,7 +52,8 @@ class LossWeights:
     joints: float = 5.0
     """3D joint L1 about the pelvis, metres."""
     translation: float = 1.0
-    """3D L1 of the placed head, metres: where the body is, apart from its pose."""
+    """3D L1 of the regressed head, metres: where the body is, apart from its pose. Never rescaled by
+    the head–pelvis factor, which would leave the head's distance unsupervised (r undoes its scale)."""
     reprojection: float = 1.0
     """2D joint L1, in widths of the square."""
     parameters: float = 1.0
@@ -151,7 +152,7 @@ def chromm_losses(
         true_pose = truth.vertices - truth.joints[:, pelvis : pelvis + 1]
         joints = placed.joints - placed.joints[:, pelvis : pelvis + 1]
         true_joints = truth.joints - truth.joints[:, pelvis : pelvis + 1]
-        head_error = (placed.joints[:, head] - truth.joints[:, head]).abs().mean()
+        head_error = (persons.head3d - truth.joints[:, head]).abs().mean()  # as regressed, never rescaled
         terms |= {
             "vertices": weights.vertices * (pose - true_pose).abs().mean(),
             "joints": weights.joints * (joints - true_joints).abs().mean(),

@@ -136,6 +136,9 @@ class _Run:
     def go(self, position: Position) -> Path:
         """Train from ``position`` to the last step or the time bound; the network's file."""
         config, main = self.config, self.processes.main
+        network = self.out / "chromm.safetensors"
+        if network.is_file() and (position.step >= self.last_step or self._out_of_time(position)):
+            return network  # a finished run: nothing to add
         log = MetricsLog(self.out, enabled=main)
         progress = tqdm(
             total=self.last_step, initial=position.step, desc=f"stage {config.stage}", disable=not main

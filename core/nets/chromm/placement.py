@@ -42,11 +42,11 @@ def head_positions(
 def refined_pelvis(
     coarse: Float[torch.Tensor, "P 2"], offset: Float[torch.Tensor, "P 2"], size: int
 ) -> tuple[Float[torch.Tensor, "P 2"], torch.Tensor]:
-    """The pelvis refined within the patch that holds the coarse one: ``(cell + 0.5 + offset) · 14`` (the
-    convention of Multi-HMR's heads), or the coarse point where that lands outside the ``size × size``
+    """The pelvis refined by the token of the patch that holds the coarse one: ``coarse + offset · 14`` (an
+    offset in patches, read from that patch's token, so that a zero offset keeps the coarse point and the
+    refinement can only start from it), or the coarse point where that lands outside the ``size × size``
     square. Returns the points and which were refined."""
-    row, col = pelvis_cells(coarse, size)
-    fine = (torch.stack([col, row], dim=-1).to(coarse.dtype) + 0.5 + offset) * PATCH_SIZE
+    fine = coarse + offset * PATCH_SIZE
     inside = ((fine >= 0) & (fine <= size)).all(dim=-1)
     return torch.where(inside[:, None], fine, coarse), inside
 

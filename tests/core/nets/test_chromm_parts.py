@@ -72,11 +72,12 @@ def test_with_no_residual_the_head_lands_at_pi3x_depth_on_its_pixel_ray():
     torch.testing.assert_close(head_positions("direct_translation", head, K, depth, regressed), regressed)
 
 
-def test_the_pelvis_is_refined_in_its_patch_and_a_point_outside_the_image_keeps_the_coarse_one():
+def test_the_pelvis_is_refined_from_the_coarse_one_and_a_point_outside_the_image_keeps_the_coarse_one():
     coarse = torch.tensor([[30.0, 45.0], [440.0, 5.0], [100.0, 100.0]])
     offset = torch.tensor([[0.2, -0.1], [3.0, 0.0], [0.0, 0.0]])  # the second leaves the 448 square
     fine, refined = refined_pelvis(coarse, offset, 448)
-    torch.testing.assert_close(fine[0], torch.tensor([(2 + 0.7) * 14, (3 + 0.4) * 14]))
+    torch.testing.assert_close(fine[0], torch.tensor([30 + 0.2 * 14, 45 - 0.1 * 14]))
+    torch.testing.assert_close(fine[2], coarse[2])  # a zero offset keeps the coarse point
     assert refined.tolist() == [True, False, True]
     torch.testing.assert_close(fine[1], coarse[1])
     row, col = pelvis_cells(torch.tensor([[-20.0, 500.0]]), 448)
