@@ -17,9 +17,10 @@ def checkpoints(tmp_path_factory):
     """A miniature Pi3X (.safetensors) and Multi-HMR-S/224 (pickled with its argparse Namespace)."""
     folder = tmp_path_factory.mktemp("checkpoints")
     sizes = ChrommSizes.tiny()  # the miniature sizes CHROMM's own tests use
+    # released files have DINOv2's every block and Pi3X's full-width heads
     released = {key: value for key, value in sizes.multihmr.items() if key != "backbone_depth"}
-    with torch.device("meta"):  # a released Multi-HMR file has DINOv2's every block
-        scene_net = Pi3X(**sizes.pi3x)
+    with torch.device("meta"):
+        scene_net = Pi3X(**{key: value for key, value in sizes.pi3x.items() if key != "head_width"})
         humans_net = MultiHMR(**released)
     scene_state = randomly_initialised(scene_net, "cpu").state_dict()
     save_file({k: v.contiguous() for k, v in scene_state.items()}, folder / "model.safetensors")
