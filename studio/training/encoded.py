@@ -40,6 +40,17 @@ def encode(model: Chromm, inputs: NetworkInputs, device: str | torch.device) -> 
     return EncodedViews(seen, model.human.backbone(inputs.squares.to(device)))
 
 
+def frozen_encoded(
+    model: Chromm, key: str, inputs: NetworkInputs, cache: EncodedCache | None
+) -> EncodedViews:
+    """The frozen encoders' outputs (no gradients): read from ``cache`` when there is one."""
+    device = inputs.K.device
+    if cache is not None:
+        return cache(key, inputs, device)
+    with torch.no_grad():
+        return encode(model, inputs, device)
+
+
 def encoder_digest(model: Chromm) -> str:
     """A short digest of the encoders' input sizes and weights (names, shapes, values): equal digests,
     equal features, whatever the new modules' sizes."""

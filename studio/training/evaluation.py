@@ -32,7 +32,7 @@ from core.nets.chromm.model import Chromm, ChrommPersons
 from core.nets.chromm.placement import head_positions
 from core.nets.multihmr.model import suppress_non_maxima
 from studio.training.batch import TrainingExample, training_example
-from studio.training.encoded import EncodedCache, encode
+from studio.training.encoded import EncodedCache, frozen_encoded
 from studio.training.losses import BODY_ROTATIONS, head_pelvis_factor, predicted_bodies, true_bodies
 from studio.training.sample import MultiViewSample
 
@@ -108,8 +108,7 @@ def _score_example(
     tally: _Tally,
 ) -> None:
     inputs, targets = example.inputs, example.targets
-    device = inputs.K.device
-    encoded = cache(example.key, inputs, device) if cache else encode(model, inputs, device)
+    encoded = frozen_encoded(model, example.key, inputs, cache)
     scores = model.human.score_map(encoded.tokens)
     _count_detections(suppress_non_maxima(scores, nms_kernel) >= threshold, targets.heads, tally)
     if not len(targets):

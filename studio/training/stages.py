@@ -21,7 +21,7 @@ from core.nets.pi3x.decoders import ContextBlock
 from core.nets.vit import TransformerBlock
 from studio.training.batch import TrainingExample
 from studio.training.config import Stage
-from studio.training.encoded import EncodedCache, EncodedViews, encode
+from studio.training.encoded import EncodedCache, EncodedViews, encode, frozen_encoded
 from studio.training.losses import LossWeights, chromm_losses, detection_loss
 
 _DETECTION_HEAD = ("human.mlp_classif.", "human.mlp_offset.")
@@ -116,11 +116,9 @@ class StageStep(nn.Module):
 
     def _encoded(self, example: TrainingExample) -> EncodedViews:
         """The encoders' outputs: with gradients in stage 0, else frozen (read from the cache if any)."""
-        device = example.inputs.K.device
-        if self.stage == 0 or self.cache is None:
-            with torch.set_grad_enabled(self.stage == 0 and torch.is_grad_enabled()):
-                return encode(self.model, example.inputs, device)
-        return self.cache(example.key, example.inputs, device)
+        if self.stage == 0:
+            return encode(self.model, example.inputs, example.inputs.K.device)
+        return frozen_encoded(self.model, example.key, example.inputs, self.cache)
 
     def _encoder_losses(self, encoded: EncodedViews, example: TrainingExample) -> dict[str, torch.Tensor]:
         """Depth L1 (metres, where known), head-detection BCE and the head's sub-patch offset L1."""
