@@ -168,6 +168,10 @@ class _Run:
             log.plot()
             log.close()
 
+    def _scale_adjustment(self, position: Position) -> bool:
+        """Whether the head–pelvis scale adjustment is on at ``position`` (from a share of the schedule)."""
+        return position.step >= self.config.scale_adjustment_from * self.schedule_steps
+
     def _out_of_time(self, position: Position) -> bool:
         minutes = self.config.max_minutes
         return minutes is not None and position.seconds >= 60 * minutes
@@ -175,7 +179,7 @@ class _Run:
     def _one_step(
         self, examples: list[TrainingExample], position: Position, started: float
     ) -> tuple[Position, dict[str, float]]:
-        scale_adjustment = position.step >= self.config.scale_adjustment_from * self.schedule_steps
+        scale_adjustment = self._scale_adjustment(position)
         device = next(self.model.parameters()).device
         terms = _optimiser_step(self.wrapped, examples, scale_adjustment, self.optimizer, device, self.config)
         self.scheduler.step()
@@ -192,8 +196,9 @@ class _Run:
         if position.step % config.log_every == 0:
             log.write(position.step, "train", terms)
         if self.validation is not None and position.step % config.validate_every == 0:
-            scale_adjustment = position.step >= config.scale_adjustment_from * self.schedule_steps
-            values = _validate(self.step, self.validation, self.model.sizes, config, scale_adjustment)
+            values = _validate(
+                self.step, self.validation, self.model.sizes, config, self._scale_adjustment(position)
+            )
             log.write(position.step, "val", values)
 
     def _checkpoint(self, position: Position) -> Path:
