@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from jaxtyping import Float, UInt8
 from core.cameras.report import CalibrationReport
 from core.config import ReconstructionConfig
 from core.serialization import from_tree, to_tree
-from core.staging import remove_abandoned, staging_path
+from core.staging import remove_abandoned, replace_folder, staging_path
 from core.types import Assignment, CameraRig, Diagnostics, Observations, PersonTrack, Tracklets
 
 FORMAT_VERSION = 3
@@ -71,21 +70,22 @@ class Reconstruction:
         left beside ``directory`` is removed by :func:`remove_abandoned_saves`.
         """
         directory = Path(directory)
-        arrays: dict[str, np.ndarray] = {}
-        tree = to_tree(self, arrays)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = staging_path(directory, "saving")
-        retired = staging_path(directory, "retired")
         try:
             staging.mkdir()
-            np.savez(staging / _ARRAYS, **arrays)
-            (staging / _METADATA).write_text(json.dumps(tree, indent=1))
-            if directory.exists():
-                os.replace(directory, retired)
-            os.replace(staging, directory)
+            self.write_files(staging)
+            replace_folder(staging, directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(retired, ignore_errors=True)
+
+    def write_files(self, folder: Path) -> None:
+        """Write the reconstruction's two files into the existing ``folder``, not atomically: for a
+        caller that stages a folder of its own (as :meth:`save` and a batch's results do)."""
+        arrays: dict[str, np.ndarray] = {}
+        tree = to_tree(self, arrays)
+        np.savez(Path(folder) / _ARRAYS, **arrays)
+        (Path(folder) / _METADATA).write_text(json.dumps(tree, indent=1))
 
     @staticmethod
     def load(directory: Path) -> Reconstruction:

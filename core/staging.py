@@ -26,6 +26,21 @@ def staging_path(target: Path, stage: str) -> Path:
     return target.with_name(f".{target.name}.{stage}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def replace_folder(staged: Path, target: Path) -> None:
+    """Put the finished folder ``staged`` at ``target``, retiring what was there.
+
+    No atomic swap of folders exists, so replacing takes two renames: a process killed between them
+    leaves no ``target`` (and a retired copy that :func:`remove_abandoned` clears), never a mixed one.
+    """
+    retired = staging_path(target, "retired")
+    try:
+        if target.exists():
+            os.replace(target, retired)
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 def abandoned(folder: Path, name: str | None = None) -> list[Path]:
     """The staging paths in ``folder`` whose writer is no longer running (of target ``name``, or of any).
 

@@ -30,6 +30,7 @@ from studio.assets import (
     install_examples,
     install_models,
 )
+from studio.batch_commands import batch, bench_batch
 from studio.bench import format_table, run_bench
 from studio.export import (
     describe_body_export,
@@ -418,6 +419,8 @@ def main(args: Sequence[str] | None = None) -> None:
         "make-data": make_data,
         "bench-training": bench_training,
         "evaluate-network": evaluate_network,
+        "batch": batch,
+        "bench-batch": bench_batch,
     }
     try:
         tyro.extras.subcommand_cli_from_dict(commands, args=args, registry=short_flag_registry())

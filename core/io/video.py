@@ -56,6 +56,10 @@ _HEALTH_SIDE = 64
 """Longest side, in pixels, of the grey copy health statistics are computed on."""
 
 
+CLIP_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+"""File endings taken for clips where a folder is searched for them."""
+
+
 class VideoError(InputError):
     """A clip that cannot be read, or clips that cannot be used together; the message names the file."""
 

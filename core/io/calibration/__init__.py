@@ -9,7 +9,7 @@ the cameras with the video clips, in order, and checks their sizes. Every failur
 """
 
 from core.io.calibration.errors import CalibrationError
-from core.io.calibration.formats import read_calibration, write_calibration
+from core.io.calibration.formats import holds_calibration, read_calibration, write_calibration
 from core.io.calibration.matching import match_clips
 
-__all__ = ["CalibrationError", "match_clips", "read_calibration", "write_calibration"]
+__all__ = ["CalibrationError", "holds_calibration", "match_clips", "read_calibration", "write_calibration"]

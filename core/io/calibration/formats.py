@@ -13,7 +13,7 @@ from core.io.calibration.pose2sim import read_pose2sim, write_pose2sim
 from core.io.calibration.qualisys import read_qualisys
 from core.types import CameraRig
 
-__all__ = ["read_calibration", "write_calibration"]
+__all__ = ["holds_calibration", "read_calibration", "write_calibration"]
 
 Reader = Callable[[Path], CameraRig]
 
@@ -42,6 +42,11 @@ def read_calibration(path: Path) -> CameraRig:
     path = Path(path)
     target, reader = _resolve(path)
     return reader(target)
+
+
+def holds_calibration(folder: Path) -> bool:
+    """Whether ``folder`` directly holds at least one calibration :func:`read_calibration` can read."""
+    return Path(folder).is_dir() and bool(_calibrations_in(Path(folder)))
 
 
 def write_calibration(rig: CameraRig, path: Path) -> None:
