@@ -98,8 +98,9 @@ def format_rows(rows: list[dict]) -> str:
     """The table as the terminal shows it at the end of a batch."""
     lines = [f"{'sequence':<24} {'status':<8} {'persons':>7} {'frames':>6} {'reproj px':>9} {'seconds':>8}"]
     for r in rows:
+        persons, frames = _cell(r, "persons", "d"), _cell(r, "frames", "d")
         lines.append(
-            f"{r['sequence']:<24} {r['status']:<8} {_cell(r, 'persons', 'd'):>7} {_cell(r, 'frames', 'd'):>6} "
+            f"{r['sequence']:<24} {r['status']:<8} {persons:>7} {frames:>6} "
             f"{_cell(r, 'reprojection_px', '.2f'):>9} {_cell(r, 'seconds', '.1f'):>8}"
         )
         if r.get("error"):

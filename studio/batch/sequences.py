@@ -146,13 +146,11 @@ def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise SourceError(f"{path}: unreadable manifest ({error})") from error
     settings = [c for c in columns if c not in ROW_KEYS]
-    for column in settings:
-        try:
-            Setting(column).kind
-        except InputError as error:
-            raise SourceError(
-                f"{path}: column {column!r} is neither {', '.join(ROW_KEYS)} nor a setting ({error})"
-            )
+    try:
+        kinds = {column: Setting(column).kind for column in settings}
+    except InputError as error:
+        expected = ", ".join(ROW_KEYS)
+        raise SourceError(f"{path}: a column is neither {expected} nor a setting ({error})") from None
     rows = []
     for n, record in enumerate(raw, 2):  # row 1 is the header
         row = {
@@ -161,18 +159,18 @@ def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if "videos" in row:
             row["videos"] = [p.strip() for p in row["videos"].split(";") if p.strip()]
         row["settings"] = {
-            c: _csv_value(Setting(c), record[c]) for c in settings if (record[c] or "").strip()
+            c: _csv_value(c, kinds[c], record[c]) for c in settings if (record[c] or "").strip()
         }
         rows.append((n, row))
     return rows
 
 
-def _csv_value(setting: Setting, text: str) -> Any:
+def _csv_value(path: str, kind: str, text: str) -> Any:
     """A CSV cell as the value a widget would give (CSV has no booleans)."""
     text = text.strip()
-    if setting.kind == "flag":
+    if kind == "flag":
         if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise SourceError(f"{setting.path}: {text!r} is not true or false")
+            raise SourceError(f"{path}: {text!r} is not true or false")
         return text.lower() in ("true", "1", "yes")
     return text
 
