@@ -146,17 +146,23 @@ class Setting:
             return Path(text) if text else None
         if kind == "text":
             return "" if value is None else str(value).strip()
+        if kind == "flag":
+            return bool(value)
+        number = self._float(value)
         if kind == "integer":
-            if not float(value).is_integer():
+            if not number.is_integer():
                 raise InputError(f"{self.label}: {value!r} is not a whole number")
-            return int(value)
-        return bool(value) if kind == "flag" else float(value)
+            return int(number)
+        return number
+
+    def _float(self, value: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.label}: {value!r} is not a number") from None
 
     def _number(self, text: str) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            raise InputError(f"{self.label}: {text!r} is not a number") from None
+        number = self._float(text)
         if not math.isfinite(number) or number <= 0:
             raise InputError(f"{self.label}: {text!r} is not a positive number")
         return number
