@@ -14,6 +14,7 @@ import html
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from core.errors import InputError
 from core.io.video import FrameRange
 from core.reconstruction import ReconstructionFormatError
 from studio.background import BackgroundRun
+from studio.cluster_runs import ClusterRuns, LocalRuns
 from studio.downloads import prepare_downloads
 from studio.inspection import (
     association_matrix,
@@ -32,7 +34,7 @@ from studio.inspection import (
     person_timeseries,
     rejected_joints_markdown,
 )
-from studio.runs import EXAMPLES, SYNTHETIC, run_clips, run_example, save_run
+from studio.runs import EXAMPLES, SYNTHETIC, save_run
 from studio.session import SessionStore
 from studio.settings import ALL_FRAMES, PAGE_NETWORKS, PAGE_SETTINGS, Setting, config_from_values
 from ui.panels import compare_markdown, progress_markdown, results_markdown, viewer_html
@@ -140,8 +142,10 @@ class RunTab:
     """Input, settings (generated from ``PAGE_SETTINGS`` and ``PAGE_NETWORKS``), run and cancel,
     progress, results and downloads."""
 
-    def __init__(self, store: SessionStore, viewers: ViewerPool, runs: RunRegistry) -> None:
-        self.store, self.viewers, self.runs = store, viewers, runs
+    def __init__(
+        self, store: SessionStore, viewers: ViewerPool, runs: RunRegistry, runner: LocalRuns | ClusterRuns
+    ) -> None:
+        self.store, self.viewers, self.runs, self.runner = store, viewers, runs, runner
         with gr.Row():
             with gr.Column():
                 self.example = gr.Dropdown([*EXAMPLES, MY_CLIPS], value=default_example(), label="Input")
@@ -194,9 +198,10 @@ class RunTab:
         if example == MY_CLIPS:
             videos = [Path(f) for f in clips or []]
             calib = Path(calibration) if calibration else None
-            job = self.runs.start(request.session_hash, lambda p: run_clips(videos, calib, config, frames, p))
+            work = partial(self.runner.run_clips, videos, calib, config, frames)
         else:
-            job = self.runs.start(request.session_hash, lambda p: run_example(example, config, frames, p))
+            work = partial(self.runner.run_example, example, config, frames)
+        job = self.runs.start(request.session_hash, work)
         stages: dict[str, float] = {}
         try:
             yield Shown.note(progress_markdown(stages, "starting…"))
@@ -321,13 +326,20 @@ class SessionsTab:
         return table, viewer_html(viewer, request, "compare-frame")
 
 
-def build_app(store: SessionStore, viewers: ViewerPool, runs: RunRegistry) -> gr.Blocks:
-    """The page, one builder per tab; ``store`` holds the sessions, ``viewers`` their 3D viewers."""
+def build_app(
+    store: SessionStore, viewers: ViewerPool, runs: RunRegistry, runner: LocalRuns | ClusterRuns | None = None
+) -> gr.Blocks:
+    """The page, one builder per tab; ``store`` holds the sessions, ``viewers`` their 3D viewers,
+    ``runner`` does the runs (default: in this process)."""
+    runner = runner or LocalRuns()
+    where = f" Runs go to the Ray cluster at {runner.address}." if isinstance(runner, ClusterRuns) else ""
     with gr.Blocks(title="CHROMM Studio") as app:
         session_dir = gr.State("")
-        gr.Markdown("# CHROMM Studio\nSeveral people and their surroundings in 3D, from synchronized videos.")
+        gr.Markdown(
+            "# CHROMM Studio\nSeveral people and their surroundings in 3D, from synchronized videos." + where
+        )
         with gr.Tab("Run"):
-            run = RunTab(store, viewers, runs)
+            run = RunTab(store, viewers, runs, runner)
         with gr.Tab("Viewer"):
             viewer = gr.HTML("<p>Run or open a session to see it in 3D.</p>", elem_id="viewer")
         with gr.Tab("Inspect"):
@@ -360,7 +372,11 @@ def serve(app: gr.Blocks, host: str, port: int, block: bool = True) -> None:
 
 
 def main(
-    host: str = "127.0.0.1", port: int = 7860, viewer_port: int = 8080, sessions: Path | None = None
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    viewer_port: int = 8080,
+    sessions: Path | None = None,
+    ray_address: str | None = None,
 ) -> None:
     """Start the studio: the page on ``port``, a 3D viewer per opened session from ``viewer_port`` on.
 
@@ -369,12 +385,16 @@ def main(
         port: Port of the page.
         viewer_port: First port of the 3D viewers.
         sessions: Folder of the saved sessions (default ``$CHROMM_SESSIONS_DIR`` or ./sessions).
+        ray_address: A Ray cluster (auto, HOST:PORT of `ray start --head`, ray://HOST:10001) that does the
+            page's runs, on a worker with a GPU where a run uses a network; the clips travel with each
+            run. Default: runs in this process.
     """
     from studio.session import sessions_root
 
+    runner = LocalRuns() if ray_address is None else ClusterRuns.join(ray_address)
     store = SessionStore(Path(sessions) if sessions else sessions_root())
     viewers, runs = ViewerPool(store, host, viewer_port), RunRegistry()
-    app = build_app(store, viewers, runs)
+    app = build_app(store, viewers, runs, runner)
     print(
         f"CHROMM Studio: http://{host}:{port} (sessions in {store.root}; 3D viewers from port {viewer_port})"
     )

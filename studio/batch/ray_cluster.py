@@ -57,6 +57,10 @@ class RayCluster:
         self.ray: Any = None
 
     def __enter__(self) -> RayCluster:
+        return self.connect()
+
+    def connect(self) -> RayCluster:
+        """Start or join Ray (nothing to do where this process already has it)."""
         ray = self.ray = import_ray()
         if ray.is_initialized():
             return self

@@ -6,12 +6,15 @@ fault), so that Ray retries only what is worth retrying (a worker that died), no
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import platform
 import resource
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from core.config import ReconstructionConfig
 from core.errors import InputError
@@ -44,7 +47,9 @@ class WorkerStats:
     host: str
     pid: int
     rss_mb: float
-    """Resident memory after the sequence."""
+    """Resident memory after the sequence (shared pages included: Ray's object store maps into it)."""
+    private_mb: float
+    """The part of it that is this process's own."""
     peak_rss_mb: float
     """The process's peak resident memory so far."""
 
@@ -79,6 +84,7 @@ def reconstruct_sequence(
         )
     except Exception as bug:  # recorded for this sequence; the batch goes on
         error = SequenceError(type(bug).__name__, f"internal error: {bug}", traceback=traceback.format_exc())
+    release_freed_memory()
     return SequenceOutcome(
         sequence.name, reconstruction, error, time.perf_counter() - start, worker_stats(), ground_truth
     )
@@ -120,11 +126,28 @@ def _file_at_fault(sequence: BatchSequence, message: str) -> str | None:
 
 
 def worker_stats() -> WorkerStats:
-    """This process's host, pid, resident and peak resident memory (Linux: ru_maxrss in KiB)."""
+    """This process's host, pid, resident, private and peak resident memory (Linux: /proc, ru_maxrss)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    memory = _smaps_rollup()
+    rss = memory.get("Rss", peak * 1024) / 1024
+    private = (memory.get("Private_Clean", 0) + memory.get("Private_Dirty", 0)) / 1024 if memory else rss
+    return WorkerStats(platform.node(), os.getpid(), round(rss, 1), round(private, 1), round(peak, 1))
+
+
+def _smaps_rollup() -> dict[str, int]:
+    """``/proc/self/smaps_rollup`` in KiB by field; empty where there is none (not Linux)."""
     try:
-        with open("/proc/self/statm") as statm:
-            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:  # not Linux
-        rss = peak
-    return WorkerStats(platform.node(), os.getpid(), round(rss, 1), round(peak, 1))
+        lines = Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    return {name.rstrip(":"): int(value) for name, value, *_ in (line.split() for line in lines)}
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's freed pages back to the system after a sequence (glibc keeps them otherwise, and a
+    worker that runs sequence after sequence grows by what the largest one left)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass

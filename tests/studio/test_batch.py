@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.config import ReconstructionConfig
@@ -19,6 +18,7 @@ from studio.batch.runner import BatchOptions, run_batch
 from studio.batch.sequences import find_sequences
 from studio.cli import main
 from studio.runs import run_synthetic
+from tests.studio.ray_helpers import assert_same, task_processes
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.skipif(
@@ -48,16 +48,6 @@ def two_workers(source, tmp_path_factory) -> Path:
     result = run_batch(find_sequences(source), out, CONFIG, BatchOptions(workers=2))
     assert sorted(result.done) == DONE and result.failed == ["corrupt"] and not result.skipped
     return out
-
-
-def assert_same(first: Reconstruction, second: Reconstruction) -> None:
-    assert [p.person_id for p in first.persons] == [p.person_id for p in second.persons]
-    for a, b in zip(first.persons, second.persons, strict=True):
-        np.testing.assert_array_equal(a.frames, b.frames)
-        np.testing.assert_allclose(a.joints, b.joints, atol=1e-5)
-    for field in ("view", "tracklet", "frame_start", "frame_end", "person"):
-        np.testing.assert_array_equal(getattr(first.assignment, field), getattr(second.assignment, field))
-    assert first.diagnostics.scale_factor == pytest.approx(second.diagnostics.scale_factor, abs=1e-9)
 
 
 def test_three_sequences_done_and_the_corrupt_one_failed_with_its_file(two_workers, source):
@@ -105,25 +95,12 @@ def test_a_rerun_skips_what_is_finished_and_retry_failed_runs_the_failed_again(t
     assert sorted(retried.skipped) == DONE and retried.failed == ["corrupt"]
 
 
-def _task_processes() -> list[int]:
-    """Processes Ray titled with the task's name (``ray::reconstruct_sequence``) while they run it."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if command.startswith(b"ray::reconstruct_sequence"):
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_killed_worker_is_retried_and_one_worker_gives_what_two_gave(two_workers, source, tmp_path):
     killed: list[int] = []
 
     def kill_the_first_task() -> None:
         deadline = time.monotonic() + 120
-        while not (running := _task_processes()) and time.monotonic() < deadline:
+        while not (running := task_processes("reconstruct_sequence")) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # mid-task: past the worker's start, inside the reconstruction
         killed.extend(running)

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-import ui.app
 from core.cameras.report import CalibrationReport, CameraEstimate
 from core.errors import InputError
 from core.io.video import FrameRange
+from studio.cluster_runs import LocalRuns
 from studio.runs import SYNTHETIC
 from studio.session import SessionStore
 from studio.settings import ALL_FRAMES, PAGE_NETWORKS, PAGE_SETTINGS, Setting, config_from_values
@@ -27,7 +27,7 @@ def tab(tmp_path):
     store = SessionStore(tmp_path)
     viewers = ViewerPool(store, "127.0.0.1", 0, check_seconds=3600)
     with gr.Blocks():
-        yield RunTab(store, viewers, RunRegistry())
+        yield RunTab(store, viewers, RunRegistry(), LocalRuns())
     viewers.close()
 
 
@@ -49,7 +49,7 @@ def test_the_pages_settings_reach_the_runs_config(tab, monkeypatch):
         received.append((name, config, frames))
         raise InputError("recorded")
 
-    monkeypatch.setattr(ui.app, "run_example", run_example)
+    monkeypatch.setattr(tab.runner, "run_example", run_example)
     values = {setting.path: other_value(setting) for setting in EXPOSED}
     data = {tab.settings[path]: value for path, value in values.items()}
     data |= {tab.example: SYNTHETIC, tab.clips: None, tab.calibration: None, tab.frames: "5:60:2"}
@@ -88,7 +88,7 @@ def test_my_clips_run_without_a_calibration_and_a_bad_hint_stops_before_the_run(
         received.append((videos, calibration, config.cameras))
         raise InputError("recorded")
 
-    monkeypatch.setattr(ui.app, "run_clips", run_clips)
+    monkeypatch.setattr(tab.runner, "run_clips", run_clips)
     data = {widget: widget.value for widget in tab.settings.values()}
     data |= {tab.example: MY_CLIPS, tab.clips: ["/clips/a.mp4", "/clips/b.mp4"], tab.calibration: None}
     data |= {tab.frames: ALL_FRAMES, tab.settings["cameras.hints.height_m"]: "1.75"}
