@@ -80,7 +80,7 @@ def _timed_batch(source: Path, out: Path, workers: int, cpus_per_task: float = 1
 
 
 def run_batch_bench(bench: BatchBench, out: Path | None = None) -> dict:
-    """The overhead and memory figures (see the module's docstring)."""
+    """The overhead and memory figures (see the module's docstring), also saved as ``bench_batch.json``."""
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bench_batch_"))
     short = cuts(root / "short", 4, bench.frames)
     serial = _timed_serial(short)
@@ -88,7 +88,7 @@ def run_batch_bench(bench: BatchBench, out: Path | None = None) -> dict:
     parallel = _timed_batch(short, root / "ray_parallel", bench.workers)
     many = cuts(root / "many", bench.sequences, bench.memory_frames)
     again = repeated(next(iter(sorted(many.iterdir()))), bench.sequences, root / "repeated.jsonl")
-    return {
+    result = {
         "short_sequences": 4,
         "frames_per_sequence": bench.frames,
         "serial_loop_s": round(serial, 2),
@@ -101,6 +101,8 @@ def run_batch_bench(bench: BatchBench, out: Path | None = None) -> dict:
         "memory_repeated": _memory_run(again, root / "ray_memory_repeated"),
         "results": str(root),
     }
+    (root / "bench_batch.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def _memory_run(source: Path, out: Path) -> dict:
