@@ -5,6 +5,7 @@ Imported lazily (by ``batch`` and by the page started with ``--ray-address``), n
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -73,7 +74,13 @@ class RayCluster:
         try:
             ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError) as error:
-            raise InputError(f"Ray address {self.address}: cannot join the cluster ({error})") from None
+            hint = ""
+            if os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = (
+                    "; a cluster with token authentication (`ray start` turns it on since Ray 2.59) needs "
+                    "RAY_AUTH_MODE=token here, and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+                )
+            raise InputError(f"Ray address {self.address}: cannot join the cluster ({error}){hint}") from None
         return self
 
     def __exit__(self, *exc_info) -> None:
