@@ -15,7 +15,7 @@ import numpy as np
 from jaxtyping import Bool, Float, Int
 
 from core.reconstruction import Reconstruction
-from core.types import Assignment, Observations, PersonTrack, Tracklets
+from core.types import Assignment, Observations, PersonTrack
 
 KINDS = (
     "reprojection jump",
@@ -84,15 +84,10 @@ def find_suspicions(reconstruction: Reconstruction, config: SuspicionConfig | No
             single_view_spans(person, names, config),
             mid_clip_ends(person, reconstruction.num_frames, config),
         ]
-    persons = observation_persons(
-        reconstruction.observations, reconstruction.tracklets, reconstruction.assignment
-    )
-    parts.append(tracklet_cuts(reconstruction.assignment, names))
-    parts.append(
-        mirrored_labels(
-            reconstruction.observations, reconstruction.diagnostics.mirrored_observations, persons, names
-        )
-    )
+    observations, assignment = reconstruction.observations, reconstruction.assignment
+    persons = assignment.person_of(reconstruction.tracklets.observation_tracklet, observations.frame)
+    mirrored = reconstruction.diagnostics.mirrored_observations
+    parts += [tracklet_cuts(assignment, names), mirrored_labels(observations, mirrored, persons, names)]
     return _worst_first(_concatenate(parts))
 
 
@@ -219,28 +214,6 @@ def mirrored_labels(
             for v, c in zip(view[starts], count, strict=True)
         ),
     )
-
-
-def observation_persons(
-    observations: Observations, tracklets: Tracklets, assignment: Assignment
-) -> Int[np.ndarray, " N"]:
-    """The person each observation belongs to (through its tracklet's piece at its frame), -1 for none."""
-    tracklet = tracklets.observation_tracklet
-    order = np.lexsort((assignment.frame_start, assignment.tracklet))
-    piece_key = (
-        assignment.tracklet[order] * (observations.frame.max(initial=0) + 2) + assignment.frame_start[order]
-    )
-    key = tracklet * (observations.frame.max(initial=0) + 2) + observations.frame
-    candidate = np.searchsorted(piece_key, key, side="right") - 1
-    valid = (candidate >= 0) & (tracklet >= 0)
-    candidate = np.clip(candidate, 0, max(0, order.size - 1))
-    if order.size == 0:
-        return np.full(tracklet.shape, -1, dtype=np.int64)
-    piece = order[candidate]
-    inside = (
-        valid & (assignment.tracklet[piece] == tracklet) & (observations.frame <= assignment.frame_end[piece])
-    )
-    return np.where(inside, assignment.person[piece], -1).astype(np.int64)
 
 
 def _runs(flags: Bool[np.ndarray, "F V"]) -> list[tuple[int, int, int]]:

@@ -11,7 +11,6 @@ from core.engine.suspicion import (
     find_suspicions,
     mid_clip_ends,
     mirrored_labels,
-    observation_persons,
     reprojection_jumps,
     single_view_spans,
     tracklet_cuts,
@@ -85,7 +84,7 @@ def test_one_view_spans_and_mid_clip_ends():
     )
 
 
-def test_a_tracklet_whose_pieces_go_to_two_persons_is_a_cut_and_observations_find_their_person():
+def test_a_tracklet_whose_pieces_go_to_two_persons_is_a_cut():
     assignment = Assignment(
         view=np.array([0, 0, 1]),
         tracklet=np.array([0, 0, 1]),
@@ -96,14 +95,6 @@ def test_a_tracklet_whose_pieces_go_to_two_persons_is_a_cut_and_observations_fin
     cuts = tracklet_cuts(assignment, NAMES)
     assert (cuts.person.tolist(), cuts.view.tolist(), cuts.frame_start.tolist()) == ([1], [0], [50])
     assert cuts.reason == ("cam0: tracklet 0 goes from person 0 to person 1 at frame 50",)
-
-    class Rows:  # the two fields observation_persons reads
-        frame = np.array([10, 49, 50, 99, 5, 7])
-
-    class Tracks:
-        observation_tracklet = np.array([0, 0, 0, 0, 1, -1])
-
-    assert observation_persons(Rows, Tracks, assignment).tolist() == [0, 0, 1, 1, 1, -1]
 
 
 def test_a_whole_reconstruction_lists_an_injected_swap_worst_first(small_reconstruction):
