@@ -19,6 +19,7 @@ from core.types import Assignment, Observations, PersonTrack
 
 KINDS = (
     "reprojection jump",
+    "association cost",
     "tracklet cut",
     "mirrored labels",
     "bone lengths",
@@ -47,6 +48,9 @@ class SuspicionConfig:
     """...and at least this many pixels above it."""
     bone_tolerance: float = 0.25
     """A limb longer or shorter than the person's median length by this fraction."""
+    cost_share_of_gate: float = 0.7
+    """A tracklet whose mean association cost to its person's other tracklets passes this share of the
+    association gate joined that person on thin evidence."""
     single_view_min_frames: int = 5
     """Spans seen by one view only shorter than this are left out (a view dropping out briefly)."""
     clip_margin: int = 3
@@ -88,6 +92,10 @@ def find_suspicions(reconstruction: Reconstruction, config: SuspicionConfig | No
     persons = assignment.person_of(reconstruction.tracklets.observation_tracklet, observations.frame)
     mirrored = reconstruction.diagnostics.mirrored_observations
     parts += [tracklet_cuts(assignment, names), mirrored_labels(observations, mirrored, persons, names)]
+    gate = reconstruction.config.association.gate
+    parts.append(
+        association_costs(assignment, reconstruction.diagnostics.association_cost, gate, names, config)
+    )
     return _worst_first(_concatenate(parts))
 
 
@@ -107,7 +115,7 @@ def reprojection_jumps(person: PersonTrack, names: tuple[str, ...], config: Susp
         f"{names[v]}: reprojection {np.nanmax(residuals[s : e + 1, v]):.1f} px, usually {median[v]:.1f} px"
         for v, s, e in spans
     )
-    return _rows(0, person.person_id, spans, person.frames, score, reasons)
+    return _rows(KINDS.index("reprojection jump"), person.person_id, spans, person.frames, score, reasons)
 
 
 def bone_length_outliers(person: PersonTrack, config: SuspicionConfig) -> Suspicions:
@@ -126,7 +134,7 @@ def bone_length_outliers(person: PersonTrack, config: SuspicionConfig) -> Suspic
     reasons = tuple(
         f"a limb {100 * deviation[s : e + 1].max():.0f} % off its usual length" for _, s, e in spans
     )
-    return _rows(3, person.person_id, spans, person.frames, score, reasons, view=-1)
+    return _rows(KINDS.index("bone lengths"), person.person_id, spans, person.frames, score, reasons, view=-1)
 
 
 def single_view_spans(person: PersonTrack, names: tuple[str, ...], config: SuspicionConfig) -> Suspicions:
@@ -139,7 +147,7 @@ def single_view_spans(person: PersonTrack, names: tuple[str, ...], config: Suspi
         f"seen by {names[v]} only for {e - s + 1} frames" for v, (_, s, e) in zip(seer, spans, strict=True)
     )
     spans = [(v, s, e) for v, (_, s, e) in zip(seer, spans, strict=True)]
-    return _rows(4, person.person_id, spans, person.frames, score, reasons)
+    return _rows(KINDS.index("one view only"), person.person_id, spans, person.frames, score, reasons)
 
 
 def mid_clip_ends(person: PersonTrack, num_frames: int, config: SuspicionConfig) -> Suspicions:
@@ -147,9 +155,9 @@ def mid_clip_ends(person: PersonTrack, num_frames: int, config: SuspicionConfig)
     first, last = int(person.frames[0]), int(person.frames[-1])
     rows = []
     if first > config.clip_margin:
-        rows.append((5, first, f"appears at frame {first}"))
+        rows.append((KINDS.index("starts mid-clip"), first, f"appears at frame {first}"))
     if last < num_frames - 1 - config.clip_margin:
-        rows.append((6, last, f"disappears after frame {last}"))
+        rows.append((KINDS.index("ends mid-clip"), last, f"disappears after frame {last}"))
     return Suspicions(
         kind=np.array([k for k, _, _ in rows], dtype=np.int64),
         person=np.full(len(rows), person.person_id, dtype=np.int64),
@@ -158,6 +166,52 @@ def mid_clip_ends(person: PersonTrack, num_frames: int, config: SuspicionConfig)
         frame_end=np.array([f for _, f, _ in rows], dtype=np.int64),
         score=np.full(len(rows), 0.5),
         reason=tuple(r for _, _, r in rows),
+    )
+
+
+def association_costs(
+    assignment: Assignment,
+    cost: Float[np.ndarray, "K K"],
+    gate: float,
+    names: tuple[str, ...],
+    config: SuspicionConfig,
+) -> Suspicions:
+    """Tracklets that agree only loosely with the other tracklets of their person (mean pairwise cost
+    over shared frames near the gate): the association's weakest links."""
+    if len(assignment) == 0 or cost.shape[0] <= assignment.tracklet.max():  # no association ran
+        return Suspicions()
+    persons, person_index = np.unique(assignment.person, return_inverse=True)
+    member = np.zeros((cost.shape[0], persons.size))
+    member[assignment.tracklet, person_index] = 1.0
+    finite = np.isfinite(cost) & ~np.eye(cost.shape[0], dtype=bool)
+    total = np.where(finite, cost, 0.0) @ member
+    count = finite.astype(float) @ member
+    pieces = count[assignment.tracklet, person_index] > 0
+    mean = np.divide(
+        total[assignment.tracklet, person_index],
+        count[assignment.tracklet, person_index],
+        where=pieces,
+        out=np.zeros(len(assignment)),
+    )
+    score = mean / (config.cost_share_of_gate * gate)
+    rows = np.flatnonzero(pieces & (score > 1.0))
+    return Suspicions(
+        kind=np.full(rows.size, KINDS.index("association cost"), dtype=np.int64),
+        person=assignment.person[rows].astype(np.int64),
+        view=assignment.view[rows].astype(np.int64),
+        frame_start=assignment.frame_start[rows].astype(np.int64),
+        frame_end=assignment.frame_end[rows].astype(np.int64),
+        score=score[rows],
+        reason=tuple(
+            f"{names[v]}: tracklet {t} joins person {p} at mean cost {c:.2f} (gate {gate:g})"
+            for v, t, p, c in zip(
+                assignment.view[rows],
+                assignment.tracklet[rows],
+                assignment.person[rows],
+                mean[rows],
+                strict=True,
+            )
+        ),
     )
 
 
@@ -174,7 +228,7 @@ def tracklet_cuts(assignment: Assignment, names: tuple[str, ...]) -> Suspicions:
         for v, t, a, b, f in zip(view, tracklet[cut], person[cut - 1], person[cut], start, strict=True)
     )
     return Suspicions(
-        kind=np.full(cut.size, 1, dtype=np.int64),
+        kind=np.full(cut.size, KINDS.index("tracklet cut"), dtype=np.int64),
         person=person[cut].astype(np.int64),
         view=view.astype(np.int64),
         frame_start=start.astype(np.int64),
@@ -203,7 +257,7 @@ def mirrored_labels(
     ends = np.r_[starts[1:], person.size] - 1
     count = ends - starts + 1
     return Suspicions(
-        kind=np.full(starts.size, 2, dtype=np.int64),
+        kind=np.full(starts.size, KINDS.index("mirrored labels"), dtype=np.int64),
         person=person[starts].astype(np.int64),
         view=view[starts].astype(np.int64),
         frame_start=frame[starts].astype(np.int64),

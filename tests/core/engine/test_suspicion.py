@@ -3,10 +3,12 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from core.engine.suspicion import (
     KINDS,
     SuspicionConfig,
+    association_costs,
     bone_length_outliers,
     find_suspicions,
     mid_clip_ends,
@@ -127,3 +129,21 @@ def test_mirrored_detections_group_into_runs_per_person_and_view():
     rows = sorted(zip(found.view.tolist(), found.frame_start.tolist(), found.frame_end.tolist(), strict=True))
     assert rows == [(0, 3, 5), (0, 9, 9), (1, 4, 4)]
     assert "cam0: left and right exchanged in 3 frames" in found.reason
+
+
+def test_a_tracklet_that_agrees_loosely_with_its_persons_others_is_a_weak_link():
+    assignment = Assignment(
+        view=np.array([0, 1, 2, 0]),
+        tracklet=np.array([0, 1, 2, 3]),
+        frame_start=np.array([0, 0, 10, 0]),
+        frame_end=np.array([99, 99, 60, 99]),
+        person=np.array([0, 0, 0, 1]),
+    )
+    cost = np.full((4, 4), np.inf)
+    for a, b, c in ((0, 1, 0.2), (0, 2, 0.9), (1, 2, 0.8)):
+        cost[a, b] = cost[b, a] = c
+    found = association_costs(assignment, cost, 1.0, NAMES, CONFIG)  # threshold 0.7 × the gate
+    assert (found.view.tolist(), found.frame_start.tolist(), found.frame_end.tolist()) == ([2], [10], [60])
+    assert found.score[0] == pytest.approx(0.85 / 0.7)
+    assert found.reason == ("cam2: tracklet 2 joins person 0 at mean cost 0.85 (gate 1)",)
+    assert len(association_costs(assignment, np.zeros((0, 0)), 1.0, NAMES, CONFIG)) == 0
