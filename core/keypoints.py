@@ -62,6 +62,19 @@ COCO17_NAMES = (
 )
 """COCO keypoint order; every name is also a BlazePose landmark."""
 
+LIMBS = (
+    ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"),
+    ("left_hip", "left_knee"),
+    ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"),
+)
+"""The arm and leg bones by their joint names (shared by BlazePose, COCO and the SMPL-X skeleton): rigid,
+so their length is a person's own over a clip."""
+
 
 _FEET = (
     "left_foot_index",

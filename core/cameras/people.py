@@ -30,19 +30,13 @@ from core.cameras.sources import focal_hints
 from core.cameras.tracks import Tracks, rig_of, triangulate_tracks
 from core.cameras.world import metric_world
 from core.engine.handedness import orient_left_right
+from core.keypoints import LIMBS
 from core.types import CameraRig, Observations, Tracklets
 
 FIELDS_OF_VIEW_DEG = (35, 50, 65, 80)
 """Horizontal fields of view tried for the shared starting focal length."""
 BONES = (
-    ("left_shoulder", "left_elbow"),
-    ("left_elbow", "left_wrist"),
-    ("right_shoulder", "right_elbow"),
-    ("right_elbow", "right_wrist"),
-    ("left_hip", "left_knee"),
-    ("left_knee", "left_ankle"),
-    ("right_hip", "right_knee"),
-    ("right_knee", "right_ankle"),
+    *LIMBS,
     ("left_shoulder", "right_shoulder"),
     ("left_hip", "right_hip"),
     ("left_shoulder", "left_hip"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
+from core.keypoints import LIMBS
 from core.reconstruction import Reconstruction
 from core.types import Assignment, Observations, PersonTrack
 
@@ -27,17 +28,6 @@ KINDS = (
     "starts mid-clip",
     "ends mid-clip",
 )
-LIMBS = (
-    ("left_shoulder", "left_elbow"),
-    ("left_elbow", "left_wrist"),
-    ("right_shoulder", "right_elbow"),
-    ("right_elbow", "right_wrist"),
-    ("left_hip", "left_knee"),
-    ("left_knee", "left_ankle"),
-    ("right_hip", "right_knee"),
-    ("right_knee", "right_ankle"),
-)
-"""Bones whose length a real person keeps; a fused body whose limb changes length is a chimera."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +109,8 @@ def reprojection_jumps(person: PersonTrack, names: tuple[str, ...], config: Susp
 
 
 def bone_length_outliers(person: PersonTrack, config: SuspicionConfig) -> Suspicions:
-    """Frames where a limb is far from its median length: joints taken from two people (a chimera)."""
+    """Frames where a limb is far from its median length: joints taken from two people (a chimera), as a
+    real person keeps the length of each of ``LIMBS``."""
     index = {name: i for i, name in enumerate(person.joint_names)}
     limbs = np.array([(index[a], index[b]) for a, b in LIMBS if a in index and b in index], dtype=np.int64)
     if limbs.size == 0:

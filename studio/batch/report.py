@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.staging import staging_path
 from studio.batch.outputs import read_record, status
 from studio.batch.sequences import BatchSequence
+from studio.export import write_atomically
 
 TABLE = "batch"
 COLUMNS = ("sequence", "status", "persons", "frames", "reprojection_px", "scale_factor", "seconds", "error")
@@ -53,10 +53,9 @@ def write_table(out: Path, rows: list[dict]) -> list[Path]:
     writer.writerows(rows)
     done = sum(r["status"] == "done" for r in rows)
     summary = {"sequences": len(rows), "done": done, "failed": sum(r["status"] == "failed" for r in rows)}
-    written = [
-        _write(Path(out) / f"{TABLE}.csv", text.getvalue()),
-        _write(Path(out) / f"{TABLE}.json", json.dumps({**summary, "rows": rows}, indent=1)),
-    ]
+    written = [Path(out) / f"{TABLE}.csv", Path(out) / f"{TABLE}.json"]
+    write_atomically(written[0], text.getvalue())
+    write_atomically(written[1], json.dumps({**summary, "rows": rows}, indent=1))
     try:
         written.append(plot(rows, Path(out) / f"{TABLE}.png"))
     except ImportError:  # the plot needs the batch extra's matplotlib
@@ -87,10 +86,10 @@ def plot(rows: list[dict], path: Path) -> Path:
     bottom.set_ylabel("persons")
     bottom.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
     figure.tight_layout()
-    staged = staging_path(path, "plot").with_suffix(".png")
-    figure.savefig(staged)
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
     plt.close(figure)
-    staged.replace(path)
+    write_atomically(path, image.getvalue())
     return path
 
 
@@ -110,10 +109,3 @@ def format_rows(rows: list[dict]) -> str:
 
 def _cell(row: dict, key: str, spec: str) -> str:
     return "" if row.get(key) is None else format(row[key], spec)
-
-
-def _write(path: Path, text: str) -> Path:
-    staged = staging_path(path, "table")
-    staged.write_text(text)
-    staged.replace(path)
-    return path

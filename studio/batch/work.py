@@ -14,7 +14,7 @@ import platform
 import resource
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.config import ReconstructionConfig
@@ -63,7 +63,7 @@ class SequenceOutcome:
     seconds: float
     worker: WorkerStats | None
     """None where the worker died before it could say."""
-    ground_truth: dict | None = field(default=None)
+    ground_truth: dict | None = None
     """Ground-truth metrics (the synthetic example)."""
 
 
@@ -173,6 +173,7 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")

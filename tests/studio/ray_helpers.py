@@ -1,4 +1,5 @@
-"""What the Ray tests share: comparing two runs' results, finding the processes running a task."""
+"""What the Ray tests share: the demo clips they need, comparing two runs' results, finding the processes
+running a task."""
 
 from pathlib import Path
 
@@ -6,6 +7,12 @@ import numpy as np
 import pytest
 
 from core.reconstruction import Reconstruction
+from studio.assets import examples_directory
+
+needs_demo_clips = pytest.mark.skipif(
+    not (examples_directory() / "Demo_MultiPerson" / "videos").is_dir(),
+    reason="example clips not installed (python -m studio assets)",
+)
 
 
 def assert_same(first: Reconstruction, second: Reconstruction) -> None:

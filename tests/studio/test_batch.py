@@ -12,19 +12,15 @@ import pytest
 
 from core.config import ReconstructionConfig
 from core.reconstruction import Reconstruction
-from studio.assets import examples_directory
 from studio.batch.demo_cuts import write_cut
 from studio.batch.runner import BatchOptions, run_batch
 from studio.batch.sequences import find_sequences
 from studio.cli import main
 from studio.runs import run_synthetic
-from tests.studio.ray_helpers import assert_same, task_processes
+from tests.studio.ray_helpers import assert_same, needs_demo_clips, task_processes
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.skipif(
-    not (examples_directory() / "Demo_MultiPerson" / "videos").is_dir(),
-    reason="example clips not installed (python -m studio assets)",
-)
+pytestmark = needs_demo_clips
 CONFIG = ReconstructionConfig()
 DONE = ["demo_a", "demo_b", "synthetic"]
 

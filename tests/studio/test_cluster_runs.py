@@ -7,13 +7,12 @@ import pytest
 
 from core.config import ReconstructionConfig
 from core.io.video import FrameRange, VideoError
-from studio.assets import examples_directory
 from studio.background import BackgroundRun
 from studio.batch.demo_cuts import write_cut
 from studio.batch.ray_cluster import RayCluster
 from studio.cluster_runs import ClusterRuns, LocalRuns
 from studio.runs import SYNTHETIC
-from tests.studio.ray_helpers import assert_same, task_processes
+from tests.studio.ray_helpers import assert_same, needs_demo_clips, task_processes
 
 ray = pytest.importorskip("ray")
 CONFIG = ReconstructionConfig()
@@ -35,10 +34,7 @@ def test_the_synthetic_example_on_the_cluster_equals_the_local_run_and_reports_i
     assert stages[0] == "simulation" and "association" in stages and reports[-1] == ("body", 1.0)
 
 
-@pytest.mark.skipif(
-    not (examples_directory() / "Demo_MultiPerson" / "videos").is_dir(),
-    reason="example clips not installed (python -m studio assets)",
-)
+@needs_demo_clips
 def test_clips_travel_to_the_worker_and_come_back_named_by_the_pages_paths(cluster, tmp_path):
     cut = write_cut(tmp_path / "cut", 0, 8)
     videos, calibration = sorted((cut / "videos").glob("*.mp4")), cut / "calibration" / "Calib.qca.txt"
